@@ -1,0 +1,210 @@
+package auth
+
+import (
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/aws/smithy-go/aws-http-auth/credentials"
+	"github.com/aws/smithy-go/aws-http-auth/sigv4"
+	v4 "github.com/aws/smithy-go/aws-http-auth/v4"
+	"github.com/sagehost/sagehost"
+)
+
+// checkSignature recomputes the signature with the AWS signer for each
+// payload hash and header normalisation the client may have used, and
+// accepts the request if one matches the signature it sent.
+func checkSignature(r *http.Request, req *signedRequest, cred Credential, payloadHashes [][]byte) error {
+	headers := signedHeaderValues(r, req.SignedHeaders)
+	for _, normalise := range headerNormalisers(headers) {
+		normalised := normalise(headers)
+		for _, hash := range payloadHashes {
+			expected, err := expectedSignature(r, req, cred, hash, normalised)
+			if err != nil {
+				return err
+			}
+			if subtle.ConstantTimeCompare([]byte(expected), []byte(req.Signature)) == 1 {
+				return nil
+			}
+		}
+	}
+	return sagehost.Errorf(sagehost.CodeInvalidSignature, msgSignatureMismatch)
+}
+
+// expectedSignature signs a copy of the request, holding exactly the signed
+// headers, with the credential's secret, and returns the signature.
+func expectedSignature(r *http.Request, req *signedRequest, cred Credential, payloadHash []byte, headers http.Header) (string, error) {
+	copied := requestToSign(r, req, headers)
+	sigType := v4.SignatureTypeHeader
+	if req.presigned {
+		sigType = v4.SignatureTypeQueryString
+	}
+	signer := sigv4.New(func(o *v4.SignerOptions) {
+		o.HeaderRules = headerSet(req.SignedHeaders)
+		o.DisableImplicitPayloadHashing = true
+	})
+	err := signer.SignRequest(&sigv4.SignRequestInput{
+		Request:       copied,
+		PayloadHash:   payloadHash,
+		Credentials:   credentials.Credentials{AccessKeyID: req.AccessKeyID, SecretAccessKey: cred.SecretAccessKey},
+		Service:       req.Scope.Service,
+		Region:        req.Scope.Region,
+		Time:          req.date,
+		SignatureType: sigType,
+	})
+	if err != nil {
+		return "", fmt.Errorf("compute expected signature: %w", err)
+	}
+	if req.presigned {
+		return copied.URL.Query().Get(querySignature), nil
+	}
+	return signatureOf(copied.Header.Get("Authorization")), nil
+}
+
+// requestToSign builds the request the signer signs: the client's method,
+// path as sent, query (without X-Amz-Signature when presigned) and Host, and
+// a copy of the given headers. The signer adds Host, X-Amz-Date and (presigned) the
+// X-Amz-* query parameters itself, from the same values the client used.
+func requestToSign(r *http.Request, req *signedRequest, headers http.Header) *http.Request {
+	u := &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
+	if req.presigned {
+		q := r.URL.Query()
+		q.Del(querySignature)
+		u.RawQuery = q.Encode()
+	}
+	return &http.Request{Method: r.Method, URL: u, Host: r.Host, Header: headers.Clone()}
+}
+
+// signatureOf extracts the Signature parameter from an Authorization header
+// the signer wrote.
+func signatureOf(authorization string) string {
+	const key = "Signature="
+	i := strings.LastIndex(authorization, key)
+	if i < 0 {
+		return ""
+	}
+	return authorization[i+len(key):]
+}
+
+// headerSet is the signer's rule for which headers to sign: exactly the
+// client's SignedHeaders.
+type headerSet []string
+
+// IsSigned implements v4.SignedHeaderRules; name is lowercase.
+func (s headerSet) IsSigned(name string) bool {
+	for _, h := range s {
+		if h == name {
+			return true
+		}
+	}
+	return false
+}
+
+// signedHeaderValues collects the raw values of the headers the client
+// signed, keyed by canonical name. Host is left to the signer (from r.Host);
+// Content-Length and Transfer-Encoding are restored from the fields Go's
+// server moves them to. A signed header the request lacks gets an empty
+// value.
+func signedHeaderValues(r *http.Request, signed []string) http.Header {
+	byLower := make(map[string][]string, len(r.Header))
+	for k, vs := range r.Header {
+		lk := strings.ToLower(k)
+		byLower[lk] = append(byLower[lk], vs...)
+	}
+	out := make(http.Header, len(signed))
+	for _, name := range signed {
+		if name == "host" {
+			continue
+		}
+		vals := byLower[name]
+		if len(vals) == 0 {
+			vals = movedHeader(r, name)
+		}
+		if len(vals) == 0 {
+			vals = []string{""}
+		}
+		key := http.CanonicalHeaderKey(name)
+		out[key] = append([]string(nil), vals...)
+	}
+	return out
+}
+
+// movedHeader returns the value of a header that Go's server takes out of
+// r.Header.
+func movedHeader(r *http.Request, name string) []string {
+	switch name {
+	case "content-length":
+		if r.ContentLength >= 0 {
+			return []string{strconv.FormatInt(r.ContentLength, 10)}
+		}
+	case "transfer-encoding":
+		if len(r.TransferEncoding) > 0 {
+			return []string{strings.Join(r.TransferEncoding, ",")}
+		}
+	}
+	return nil
+}
+
+// headerNormaliser rewrites signed header values the way a client's signer
+// did before signing.
+type headerNormaliser func(http.Header) http.Header
+
+// headerNormalisers returns the normalisations to try. SDKs trim values and
+// collapse runs of spaces; botocore and the JavaScript SDK collapse runs of
+// any whitespace while the Go SDK collapses only spaces, so the second
+// variant is tried only when the two differ for this request.
+func headerNormalisers(h http.Header) []headerNormaliser {
+	spaces := mapValues(collapseSpaces)
+	for _, vs := range h {
+		for _, v := range vs {
+			if collapseSpaces(v) != collapseWhitespace(v) {
+				return []headerNormaliser{mapValues(collapseWhitespace), spaces}
+			}
+		}
+	}
+	return []headerNormaliser{spaces}
+}
+
+// mapValues returns a normaliser applying f to every value.
+func mapValues(f func(string) string) headerNormaliser {
+	return func(h http.Header) http.Header {
+		out := make(http.Header, len(h))
+		for k, vs := range h {
+			nv := make([]string, len(vs))
+			for i, v := range vs {
+				nv[i] = f(v)
+			}
+			out[k] = nv
+		}
+		return out
+	}
+}
+
+// collapseSpaces trims a value and collapses runs of spaces (Go SDK).
+func collapseSpaces(v string) string {
+	v = strings.TrimSpace(v)
+	if !strings.Contains(v, "  ") {
+		return v
+	}
+	var b strings.Builder
+	b.Grow(len(v))
+	prevSpace := false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == ' ' && prevSpace {
+			continue
+		}
+		prevSpace = c == ' '
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// collapseWhitespace trims a value and collapses runs of any whitespace into
+// one space (botocore, JavaScript SDK).
+func collapseWhitespace(v string) string {
+	return strings.Join(strings.Fields(v), " ")
+}
