@@ -10,40 +10,54 @@ import (
 // package maps each one to its HTTP status in one table.
 const (
 	// Control plane (awsJson1_1).
-	CodeValidationException     = "ValidationException"
-	CodeResourceNotFound        = "ResourceNotFound"
-	CodeResourceInUse           = "ResourceInUse"
-	CodeResourceLimitExceeded   = "ResourceLimitExceeded"
-	CodeConflictException       = "ConflictException"
-	CodeSerializationException  = "SerializationException"
-	CodeUnknownOperation        = "UnknownOperationException"
-	CodeInvalidAction           = "InvalidAction"
-	CodeMissingAction           = "MissingAction"
-	CodeAccessDeniedException   = "AccessDeniedException"
-	CodeThrottlingException     = "ThrottlingException"
-	CodeInternalFailure         = "InternalFailure"
-	CodeServiceUnavailable      = "ServiceUnavailable"
-	CodeNotImplemented          = "NotImplemented"
-	CodeRequestEntityTooLarge   = "RequestEntityTooLargeException"
-	CodeUnsupportedMediaType    = "UnsupportedMediaTypeException"
-	CodeInvalidParameterValue   = "InvalidParameterValue"
-	CodeMalformedQueryString    = "MalformedQueryString"
-	CodeMethodNotAllowed        = "MethodNotAllowedException"
-	CodeRequestExpired          = "RequestExpired"
-	CodeMissingAuthToken        = "MissingAuthenticationTokenException"
-	CodeIncompleteSignature     = "IncompleteSignatureException"
-	CodeInvalidSignature        = "InvalidSignatureException"
-	CodeUnrecognizedClient      = "UnrecognizedClientException"
-	CodeExpiredToken            = "ExpiredTokenException"
-	CodeInvalidClientTokenID    = "InvalidClientTokenId"
-	CodeModelError              = "ModelError"
-	CodeModelNotReady           = "ModelNotReadyException"
-	CodeValidationError         = "ValidationError"
-	CodeInternalDependency      = "InternalDependencyException"
-	CodeModelStreamError        = "ModelStreamError"
-	CodeInternalStreamFailure   = "InternalStreamFailure"
-	CodeUnknownOperationRuntime = "UnknownOperationException"
+	CodeValidationException    = "ValidationException"
+	CodeResourceNotFound       = "ResourceNotFound"
+	CodeResourceInUse          = "ResourceInUse"
+	CodeResourceLimitExceeded  = "ResourceLimitExceeded"
+	CodeConflictException      = "ConflictException"
+	CodeSerializationException = "SerializationException"
+	CodeUnknownOperation       = "UnknownOperationException"
+	CodeInvalidAction          = "InvalidAction"
+	CodeMissingAction          = "MissingAction"
+	CodeAccessDeniedException  = "AccessDeniedException"
+	CodeThrottlingException    = "ThrottlingException"
+	CodeInternalFailure        = "InternalFailure"
+	CodeServiceUnavailable     = "ServiceUnavailable"
+	CodeNotImplemented         = "NotImplemented"
+	CodeRequestEntityTooLarge  = "RequestEntityTooLargeException"
+	CodeUnsupportedMediaType   = "UnsupportedMediaTypeException"
+	CodeInvalidParameterValue  = "InvalidParameterValue"
+	CodeMalformedQueryString   = "MalformedQueryString"
+	CodeMethodNotAllowed       = "MethodNotAllowedException"
+	CodeRequestExpired         = "RequestExpired"
+	CodeMissingAuthToken       = "MissingAuthenticationTokenException"
+	CodeIncompleteSignature    = "IncompleteSignatureException"
+	CodeInvalidSignature       = "InvalidSignatureException"
+	CodeUnrecognizedClient     = "UnrecognizedClientException"
+	CodeExpiredToken           = "ExpiredTokenException"
+	CodeInvalidClientTokenID   = "InvalidClientTokenId"
+	CodeModelError             = "ModelError"
+	CodeModelNotReady          = "ModelNotReadyException"
+	CodeValidationError        = "ValidationError"
+	CodeInternalDependency     = "InternalDependencyException"
+	CodeModelStreamError       = "ModelStreamError"
+	CodeInternalStreamFailure  = "InternalStreamFailure"
 )
+
+// ErrorCodes lists every error code above; the api package's test checks
+// that each has an HTTP status.
+func ErrorCodes() []string {
+	return []string{
+		CodeValidationException, CodeResourceNotFound, CodeResourceInUse, CodeResourceLimitExceeded,
+		CodeConflictException, CodeSerializationException, CodeUnknownOperation, CodeInvalidAction,
+		CodeMissingAction, CodeAccessDeniedException, CodeThrottlingException, CodeInternalFailure,
+		CodeServiceUnavailable, CodeNotImplemented, CodeRequestEntityTooLarge, CodeUnsupportedMediaType,
+		CodeInvalidParameterValue, CodeMalformedQueryString, CodeMethodNotAllowed, CodeRequestExpired,
+		CodeMissingAuthToken, CodeIncompleteSignature, CodeInvalidSignature, CodeUnrecognizedClient,
+		CodeExpiredToken, CodeInvalidClientTokenID, CodeModelError, CodeModelNotReady, CodeValidationError,
+		CodeInternalDependency, CodeModelStreamError, CodeInternalStreamFailure,
+	}
+}
 
 // Error is an application error: a client-visible AWS error code and message,
 // plus the extra members some runtime errors carry. Any error that is not an

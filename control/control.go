@@ -84,6 +84,9 @@ func validation(format string, args ...any) error {
 // storeErr turns an unexpected store error into an internal error with
 // context; application errors pass through.
 func storeErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
 	var e *sagehost.Error
 	if errors.As(err, &e) {
 		return err

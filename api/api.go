@@ -1,0 +1,129 @@
+// Package api frames sagehost's HTTP interface: both AWS protocols on one
+// listener. It reads each request once, authenticates it (SigV4, before any
+// dispatch), then dispatches the control plane (awsJson 1.1, POST / with
+// X-Amz-Target: SageMaker.<Operation>) to the control package and the
+// runtime (rest-json, /endpoints/{EndpointName}/...) to the invoke package,
+// and writes every error in the shape and with the status AWS uses.
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/control"
+	"github.com/sagehost/sagehost/invoke"
+)
+
+// Authenticator verifies a request's signature and names its caller.
+type Authenticator interface {
+	Verify(r *http.Request, body []byte) (sagehost.Caller, error)
+}
+
+// MaxControlBodyBytes bounds a control-plane request body.
+const MaxControlBodyBytes = 8 << 20
+
+// Handler serves the whole HTTP interface.
+type Handler struct {
+	Auth    Authenticator
+	Control *control.Service
+	Router  *invoke.Router
+	Logger  *slog.Logger
+	// Extra serves unauthenticated paths outside both APIs (for example
+	// /metrics), when set; nil for none.
+	Extra map[string]http.Handler
+
+	bufs sync.Pool
+}
+
+// ServeHTTP dispatches a request by its protocol.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header()["X-Amzn-Requestid"] = []string{newRequestID()}
+	path := r.URL.Path
+	switch {
+	case strings.HasPrefix(path, "/endpoints/"):
+		h.guard(w, runtime, func() { h.serveRuntime(w, r) })
+	case path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	case h.Extra[path] != nil:
+		h.Extra[path].ServeHTTP(w, r)
+	case path == "/" || r.Header.Get("X-Amz-Target") != "":
+		h.guard(w, controlPlane, func() { h.serveControl(w, r) })
+	default:
+		writeRuntimeError(w, h.Logger, sagehost.Errorf(sagehost.CodeUnknownOperation,
+			"No SageMaker operation is served at %s %s.", r.Method, path))
+	}
+}
+
+// guard turns a panic into an InternalFailure answer instead of a dropped
+// connection, so that nothing a client sends can crash the server.
+func (h *Handler) guard(w http.ResponseWriter, p protocol, fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.Logger.Error("panic serving request", "panic", v)
+			err := fmt.Errorf("panic: %v", v)
+			if p == controlPlane {
+				writeControlError(w, h.Logger, err)
+			} else {
+				writeRuntimeError(w, h.Logger, err)
+			}
+		}
+	}()
+	fn()
+}
+
+// errTooLarge is returned by readBody for a body over its limit.
+var errTooLarge = errors.New("request body too large")
+
+// readBody reads a request body of at most limit bytes into a pooled
+// buffer; release returns the buffer once the body is no longer used.
+func (h *Handler) readBody(r *http.Request, limit int64) (body []byte, release func(), err error) {
+	if r.ContentLength > limit {
+		return nil, func() {}, errTooLarge
+	}
+	buf, _ := h.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
+	release = func() {
+		if buf.Cap() <= 2*invoke.MaxPayloadBytes {
+			h.bufs.Put(buf)
+		}
+	}
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		release()
+		return nil, func() {}, fmt.Errorf("read request body: %w", err)
+	}
+	if n > limit {
+		release()
+		return nil, func() {}, errTooLarge
+	}
+	return buf.Bytes(), release, nil
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	s := hex.EncodeToString(b[:])
+	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

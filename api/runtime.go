@@ -1,0 +1,120 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/apimodel"
+	"github.com/sagehost/sagehost/invoke"
+)
+
+// runtimeRoute is one rest-json route under /endpoints/{EndpointName}/.
+type runtimeRoute struct {
+	op    string
+	serve func(h *Handler, w http.ResponseWriter, r *http.Request, name string, caller sagehost.Caller, body []byte)
+}
+
+// runtimeRoutes lists the SageMaker Runtime operations by the last path
+// segment of their route.
+var runtimeRoutes = map[string]runtimeRoute{
+	"invocations":                 {"InvokeEndpoint", (*Handler).invokeEndpoint},
+	"invocations-response-stream": {"InvokeEndpointWithResponseStream", notYet("InvokeEndpointWithResponseStream")},
+	"async-invocations":           {"InvokeEndpointAsync", notYet("InvokeEndpointAsync")},
+}
+
+// notYet answers an operation that later versions will serve.
+func notYet(op string) func(*Handler, http.ResponseWriter, *http.Request, string, sagehost.Caller, []byte) {
+	return func(h *Handler, w http.ResponseWriter, r *http.Request, name string, c sagehost.Caller, body []byte) {
+		writeRuntimeError(w, h.Logger, sagehost.Errorf(sagehost.CodeNotImplemented,
+			"%s is not implemented by this version of sagehost yet; use InvokeEndpoint.", op))
+	}
+}
+
+// parseRuntimePath splits /endpoints/{EndpointName}/{action}.
+func parseRuntimePath(r *http.Request) (name, action string, ok bool) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/endpoints/")
+	i := strings.IndexByte(rest, '/')
+	if i <= 0 {
+		return "", "", false
+	}
+	name, err := url.PathUnescape(rest[:i])
+	if err != nil {
+		return "", "", false
+	}
+	return name, rest[i+1:], true
+}
+
+func (h *Handler) serveRuntime(w http.ResponseWriter, r *http.Request) {
+	name, action, ok := parseRuntimePath(r)
+	route, known := runtimeRoutes[action]
+	if !ok || !known {
+		writeRuntimeError(w, h.Logger, sagehost.Errorf(sagehost.CodeUnknownOperation,
+			"No SageMaker Runtime operation is served at %s %s.", r.Method, r.URL.Path))
+		return
+	}
+	if r.Method != http.MethodPost {
+		writeRuntimeError(w, h.Logger, sagehost.Errorf(sagehost.CodeMethodNotAllowed,
+			"%s takes POST requests; got %s.", route.op, r.Method))
+		return
+	}
+	body, release, err := h.readBody(r, invoke.MaxPayloadBytes)
+	if errors.Is(err, errTooLarge) {
+		writeRuntimeErrorStatus(w, h.Logger, sagehost.Errorf(sagehost.CodeValidationError,
+			"Request body is too large: HTTP content length exceeded %d bytes.", invoke.MaxPayloadBytes), oversizeStatus)
+		return
+	} else if err != nil {
+		writeRuntimeError(w, h.Logger, sagehost.Errorf(sagehost.CodeValidationError, "Could not read the request body."))
+		return
+	}
+	defer release()
+	caller, err := h.Auth.Verify(r, body)
+	if err != nil {
+		writeRuntimeError(w, h.Logger, err)
+		return
+	}
+	route.serve(h, w, r, name, caller, body)
+}
+
+// invokeEndpoint serves InvokeEndpoint.
+func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, name string, caller sagehost.Caller, body []byte) {
+	hd := r.Header
+	req := &invoke.Request{
+		Caller:                  caller,
+		EndpointName:            name,
+		Body:                    body,
+		ContentType:             hd.Get("Content-Type"),
+		Accept:                  hd.Get("Accept"),
+		CustomAttributes:        hd.Get(invoke.HeaderCustomAttributes),
+		TargetModel:             hd.Get(invoke.HeaderTargetModel),
+		TargetVariant:           hd.Get(invoke.HeaderTargetVariant),
+		TargetContainerHostname: hd.Get(invoke.HeaderTargetContainer),
+		InferenceID:             hd.Get(invoke.HeaderInferenceID),
+		EnableExplanations:      hd.Get(invoke.HeaderEnableExplanations),
+		InferenceComponentName:  hd.Get(invoke.HeaderInferenceComponent),
+		SessionID:               hd.Get(invoke.HeaderSessionID),
+	}
+	members := map[string]string{"EndpointName": name}
+	for member, v := range map[string]string{
+		"ContentType": req.ContentType, "Accept": req.Accept, "CustomAttributes": req.CustomAttributes,
+		"TargetModel": req.TargetModel, "TargetVariant": req.TargetVariant, "TargetContainerHostname": req.TargetContainerHostname,
+		"InferenceId": req.InferenceID, "EnableExplanations": req.EnableExplanations,
+		"InferenceComponentName": req.InferenceComponentName, "SessionId": req.SessionID,
+	} {
+		if v != "" {
+			members[member] = v
+		}
+	}
+	if err := apimodel.Runtime().ValidateMembers("InvokeEndpointInput", members); err != nil {
+		writeRuntimeError(w, h.Logger, err)
+		return
+	}
+	if err := h.Router.Invoke(w, r, req); err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		writeRuntimeError(w, h.Logger, err)
+	}
+}

@@ -1,0 +1,160 @@
+package process
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/sagehost/sagehost"
+)
+
+// stateVersion is the version of the state layout (InstanceHandle.Version).
+const stateVersion = 1
+
+// stateFileName is the file in StateDir/<id>/ that describes an instance.
+const stateFileName = "state.json"
+
+// state is what the backend keeps about an instance, both in
+// StateDir/<id>/state.json and as InstanceHandle.State. It is everything
+// needed to find the instance's processes again after sagehost restarts.
+type state struct {
+	Version      int               `json:"Version"`
+	Backend      string            `json:"Backend"`
+	ID           string            `json:"ID"`
+	Labels       map[string]string `json:"Labels,omitempty"`
+	InstanceType string            `json:"InstanceType,omitempty"`
+	Created      time.Time         `json:"Created"`
+	Containers   []containerState  `json:"Containers"`
+}
+
+// containerState is one container process of an instance.
+type containerState struct {
+	// Name is the container's directory under StateDir/<id>/.
+	Name        string            `json:"Name"`
+	Hostname    string            `json:"Hostname,omitempty"`
+	Image       string            `json:"Image"`
+	Environment map[string]string `json:"Environment,omitempty"`
+	ModelDir    string            `json:"ModelDir,omitempty"`
+	LogPath     string            `json:"LogPath"`
+	WorkDir     string            `json:"WorkDir"`
+	// Port is SAGEMAKER_BIND_TO_PORT; Port+1..Port+9 is its safe range.
+	Port int `json:"Port"`
+	// PID is the process id, which is also its process group id.
+	PID int `json:"PID"`
+	// StartTime is field 22 of /proc/<pid>/stat (clock ticks after boot),
+	// which tells the process apart from a later one given the same pid;
+	// 0 where /proc is missing.
+	StartTime uint64 `json:"StartTime"`
+}
+
+// handle returns the InstanceHandle of an instance; raw is the encoded state.
+func (st *state) handle(raw []byte) *sagehost.InstanceHandle {
+	h := &sagehost.InstanceHandle{
+		ID:      st.ID,
+		Backend: st.Backend,
+		Labels:  copyMap(st.Labels),
+		Version: st.Version,
+		State:   json.RawMessage(append([]byte(nil), raw...)),
+	}
+	for _, c := range st.Containers {
+		h.Addrs = append(h.Addrs, "127.0.0.1:"+strconv.Itoa(c.Port))
+	}
+	return h
+}
+
+func decodeState(raw []byte) (*state, error) {
+	var st state
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("decode instance state: %w", err)
+	}
+	if st.Backend != Name {
+		return nil, fmt.Errorf("instance state belongs to backend %q, not %q", st.Backend, Name)
+	}
+	if st.Version < 1 || st.Version > stateVersion {
+		return nil, fmt.Errorf("instance state version %d not supported (want 1 to %d)", st.Version, stateVersion)
+	}
+	if st.ID == "" || len(st.Containers) == 0 {
+		return nil, errors.New("instance state has no id or no containers")
+	}
+	for _, c := range st.Containers {
+		if c.PID <= 0 {
+			return nil, fmt.Errorf("instance state has a bad pid %d", c.PID)
+		}
+	}
+	return &st, nil
+}
+
+// readState reads StateDir/<id>/state.json; the error wraps fs.ErrNotExist
+// when there is none.
+func readState(dir string) (*state, []byte, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, stateFileName))
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := decodeState(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", filepath.Join(dir, stateFileName), err)
+	}
+	return st, raw, nil
+}
+
+// writeState writes state.json atomically: a temporary file in the same
+// directory, synced, then renamed over the old one.
+func writeState(dir string, raw []byte) error {
+	f, err := os.CreateTemp(dir, ".state-*.tmp")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(raw)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, stateFileName))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write instance state: %w", err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// removeAll removes a directory tree, also when the model left read-only
+// directories in it.
+func removeAll(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil {
+		return nil
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}

@@ -1,0 +1,172 @@
+// Command sagehost runs self-hosted Amazon SageMaker model hosting: one
+// binary that answers the SageMaker control plane and SageMaker Runtime APIs
+// to unchanged AWS clients and runs the models on this machine.
+//
+// Usage:
+//
+//	sagehost serve [--listen HOST:PORT] [--data-dir DIR] [--credentials FILE] [flags]
+//	sagehost version
+//
+// Run `sagehost serve -h` for every flag and the environment variable that
+// also sets it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sagehost/sagehost/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "sagehost", version)
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "sagehost: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `sagehost: self-hosted Amazon SageMaker model hosting.
+
+Commands:
+  serve     serve the SageMaker and SageMaker Runtime APIs and run endpoints
+  version   print the version
+
+Run 'sagehost serve -h' for the flags of serve.
+`)
+}
+
+// envOr returns the environment variable's value, or def.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v := os.Getenv(name); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v := os.Getenv(name); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func serve(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg server.Config
+	fs.StringVar(&cfg.Listen, "listen", envOr("SAGEHOST_LISTEN", server.DefaultListen), "HOST:PORT to listen on (env SAGEHOST_LISTEN)")
+	fs.StringVar(&cfg.DataDir, "data-dir", envOr("SAGEHOST_DATA_DIR", server.DefaultDataDir()), "directory for state, model data, instances and logs (env SAGEHOST_DATA_DIR)")
+	fs.StringVar(&cfg.CredentialsFile, "credentials", envOr("SAGEHOST_CREDENTIALS", ""), "AWS shared-credentials file of accepted keys, one profile per key with aws_access_key_id, aws_secret_access_key and aws_account_id; re-read when it changes (env SAGEHOST_CREDENTIALS). Without it, sagehost accepts the development key pair sagehost/sagehost (account 000000000000) on a loopback address only")
+	fs.DurationVar(&cfg.ModelTimeout, "model-timeout", envDuration("SAGEHOST_MODEL_TIMEOUT", 60*time.Second), "how long a model container has to answer an invocation (env SAGEHOST_MODEL_TIMEOUT)")
+	fs.DurationVar(&cfg.StartupTimeout, "startup-timeout", envDuration("SAGEHOST_STARTUP_TIMEOUT", 8*time.Minute), "how long a new container has to pass its /ping health check, unless the variant sets ContainerStartupHealthCheckTimeoutInSeconds (env SAGEHOST_STARTUP_TIMEOUT)")
+	fs.StringVar(&cfg.S3EndpointURL, "s3-endpoint-url", envOr("SAGEHOST_S3_ENDPOINT_URL", ""), "S3-compatible endpoint for s3:// model data, e.g. a MinIO URL (env SAGEHOST_S3_ENDPOINT_URL); S3 credentials come from the usual AWS_* variables or shared config")
+	fs.StringVar(&cfg.S3Region, "s3-region", envOr("SAGEHOST_S3_REGION", "us-east-1"), "region of the S3 client (env SAGEHOST_S3_REGION)")
+	fs.IntVar(&cfg.PortMin, "port-min", envInt("SAGEHOST_PORT_MIN", 20000), "lowest port given to model processes (env SAGEHOST_PORT_MIN)")
+	fs.IntVar(&cfg.PortMax, "port-max", envInt("SAGEHOST_PORT_MAX", 29999), "highest port given to model processes (env SAGEHOST_PORT_MAX)")
+	logFormat := fs.String("log-format", envOr("SAGEHOST_LOG_FORMAT", "text"), "log format: text or json (env SAGEHOST_LOG_FORMAT)")
+	logLevel := fs.String("log-level", envOr("SAGEHOST_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SAGEHOST_LOG_LEVEL)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "sagehost serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "sagehost serve:", err)
+		return 2
+	}
+	cfg.Logger = logger
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, cfg)
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down: stopping every model instance")
+	case err := <-waitErr(srv):
+		if err != nil {
+			logger.Error("server stopped", "err", err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	if err := srv.Close(cctx); err != nil {
+		logger.Error("shutdown", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func waitErr(srv *server.Server) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- srv.Wait() }()
+	return ch
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("bad --log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("bad --log-format %q: want text or json", format)
+}

@@ -1,0 +1,721 @@
+package hosting
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/control"
+	"github.com/sagehost/sagehost/invoke"
+)
+
+// instance is the controller's record of one instance.
+type instance struct {
+	instView
+	handle       *sagehost.InstanceHandle
+	route        *invoke.Instance
+	restarts     int
+	healthySince time.Time
+	stopWanted   bool
+	cancel       context.CancelFunc // stops the health monitor
+}
+
+// controller reconciles one endpoint. Its fields are owned by its goroutine;
+// other goroutines talk to it through events.
+type controller struct {
+	m      *Manager
+	key    sagehost.EndpointKey
+	log    *slog.Logger
+	wakeCh chan struct{}
+	events chan func()
+
+	instances map[string]*instance
+	fetches   map[string]fetchView
+	dirs      map[string]string // fetched model data by fetchKey
+	published any               // signature of the last routing table
+	status    string
+	state     *sagehost.EndpointState
+	// bg tracks goroutines that start or stop instances, so that shutdown
+	// can wait until none is left running untracked.
+	bg sync.WaitGroup
+}
+
+func newController(m *Manager, key sagehost.EndpointKey) *controller {
+	return &controller{
+		m: m, key: key,
+		log:       m.log.With("endpoint", key.Name, "account", key.Account, "region", key.Region),
+		wakeCh:    make(chan struct{}, 1),
+		events:    make(chan func(), 256),
+		instances: map[string]*instance{},
+		fetches:   map[string]fetchView{},
+		dirs:      map[string]string{},
+	}
+}
+
+func (c *controller) wake() {
+	select {
+	case c.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// post runs fn on the controller's goroutine.
+func (c *controller) post(ctx context.Context, fn func()) {
+	select {
+	case c.events <- fn:
+	case <-ctx.Done():
+	}
+}
+
+func (c *controller) run(ctx context.Context, adopt []*sagehost.InstanceHandle) {
+	defer c.m.finished(c)
+	if !c.load(ctx) && ctx.Err() != nil {
+		return
+	}
+	c.adopt(ctx, adopt)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		if done := c.reconcile(ctx); done {
+			c.bg.Wait()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			c.shutdown()
+			return
+		case <-c.wakeCh:
+			c.load(ctx)
+		case fn := <-c.events:
+			fn()
+		case <-tick.C:
+			c.load(ctx)
+		}
+	}
+}
+
+// load reads the endpoint from the store. It reports whether it succeeded;
+// a missing endpoint is loaded as status "".
+func (c *controller) load(ctx context.Context) bool {
+	rec, err := c.m.cfg.Store.Get(ctx, sagehost.KindEndpoint, c.key.Account, c.key.Region, c.key.Name)
+	if errors.Is(err, sagehost.ErrNotFound) {
+		c.status, c.state = "", &sagehost.EndpointState{}
+		return true
+	}
+	if err != nil {
+		c.log.Warn("read endpoint", "err", err)
+		return false
+	}
+	st, err := control.DecodeEndpointState(rec)
+	if err != nil {
+		c.log.Error("decode endpoint", "err", err)
+		return false
+	}
+	c.status, c.state = rec.Status, st
+	return true
+}
+
+// adopt takes over instances that an earlier sagehost process started.
+func (c *controller) adopt(ctx context.Context, handles []*sagehost.InstanceHandle) {
+	for _, h := range handles {
+		dep, variant := h.Labels[sagehost.LabelDeployment], h.Labels[sagehost.LabelVariant]
+		d := c.deployment(dep)
+		if d == nil || d.Variant(variant) == nil || c.status == sagehost.StatusDeleting || c.status == sagehost.StatusFailed {
+			c.log.Info("removing instance no deployment wants", "instance", h.ID)
+			c.destroy(ctx, h.ID)
+			continue
+		}
+		if err := c.m.cfg.Backend.Recover(ctx, h); err != nil {
+			c.log.Info("instance left by an earlier run is gone; a new one will replace it", "instance", h.ID, "err", err)
+			c.destroy(ctx, h.ID)
+			continue
+		}
+		inst := &instance{
+			instView: instView{ID: h.ID, Deployment: dep, Variant: variant, Phase: phaseRunning,
+				EverHealthy: c.state.Serving != nil && c.state.Serving.ID == dep, StartedAt: time.Now()},
+			handle: h,
+		}
+		c.instances[h.ID] = inst
+		c.log.Info("adopted running instance", "instance", h.ID, "variant", variant)
+		c.watch(ctx, inst)
+	}
+}
+
+func (c *controller) destroy(ctx context.Context, id string) {
+	if err := c.m.cfg.Backend.Destroy(ctx, id); err != nil && !errors.Is(err, sagehost.ErrInstanceNotFound) {
+		c.log.Warn("destroy instance", "instance", id, "err", err)
+	}
+}
+
+func (c *controller) deployment(id string) *sagehost.Deployment {
+	if c.state == nil {
+		return nil
+	}
+	if c.state.Serving != nil && c.state.Serving.ID == id {
+		return c.state.Serving
+	}
+	if c.state.Pending != nil && c.state.Pending.ID == id {
+		return c.state.Pending
+	}
+	return nil
+}
+
+func (c *controller) startupTimeout(d *sagehost.Deployment, variant string) time.Duration {
+	for _, v := range d.Config.ProductionVariants {
+		if v.VariantName == variant && v.ContainerStartupHealthCheckTimeoutInSeconds != nil {
+			return time.Duration(*v.ContainerStartupHealthCheckTimeoutInSeconds) * time.Second
+		}
+	}
+	return c.m.cfg.StartupTimeout
+}
+
+// reconcile computes and applies one plan. It reports true when the endpoint
+// is gone and the controller should exit.
+func (c *controller) reconcile(ctx context.Context) bool {
+	if c.state == nil {
+		return false // not loaded yet
+	}
+	if c.status == "" { // the record is gone
+		for _, inst := range c.instances {
+			c.stop(ctx, inst)
+		}
+		c.m.cfg.Router.Remove(c.key)
+		return len(c.instances) == 0
+	}
+	views := make([]instView, 0, len(c.instances))
+	for _, inst := range c.instances {
+		views = append(views, inst.instView)
+	}
+	p := computePlan(planInput{
+		Status: c.status, State: c.state, Instances: views, Fetches: c.fetches,
+		Now: time.Now(), StartupTimeout: c.startupTimeout,
+	})
+	for _, f := range p.Fetch {
+		c.fetch(ctx, f)
+	}
+	for _, id := range p.Stop {
+		c.stop(ctx, c.instances[id])
+	}
+	for _, id := range p.Restart {
+		c.restart(ctx, c.instances[id])
+	}
+	for _, s := range p.Start {
+		c.start(ctx, s)
+	}
+	c.apply(ctx, p)
+	c.publish()
+	if c.status == sagehost.StatusDeleting && len(c.instances) == 0 {
+		c.m.cfg.Router.Remove(c.key)
+		err := c.m.cfg.Store.Delete(ctx, sagehost.KindEndpoint, c.key.Account, c.key.Region, c.key.Name)
+		if err != nil && !errors.Is(err, sagehost.ErrNotFound) {
+			c.log.Warn("delete endpoint record", "err", err)
+			return false
+		}
+		c.log.Info("endpoint deleted")
+		return true
+	}
+	return false
+}
+
+// apply records a plan's transition and the observed instance counts.
+func (c *controller) apply(ctx context.Context, p plan) {
+	observedChanged := false
+	for _, d := range []*sagehost.Deployment{c.state.Serving, c.state.Pending} {
+		if d == nil {
+			continue
+		}
+		for _, v := range d.Variants {
+			if _, ok := d.Models[v.ModelName]; ok && p.Healthy[variantKey(d.ID, v.VariantName)] != v.CurrentInstanceCount {
+				observedChanged = true
+			} else if !ok && v.CurrentInstanceCount != v.DesiredInstanceCount {
+				observedChanged = true
+			}
+		}
+	}
+	if p.Transition == noTransition && !observedChanged || p.Transition == teardown {
+		return
+	}
+	servingID, pendingID := "", ""
+	if c.state.Serving != nil {
+		servingID = c.state.Serving.ID
+	}
+	if c.state.Pending != nil {
+		pendingID = c.state.Pending.ID
+	}
+	becameInService := false
+	rec, err := c.m.cfg.Store.Update(ctx, sagehost.KindEndpoint, c.key.Account, c.key.Region, c.key.Name, func(r *sagehost.Record) error {
+		st, err := control.DecodeEndpointState(r)
+		if err != nil {
+			return err
+		}
+		// The plan was made from what we read earlier; act only if the
+		// control plane has not changed the endpoint since.
+		if (st.Serving == nil) != (servingID == "") || (st.Serving != nil && st.Serving.ID != servingID) ||
+			(st.Pending == nil) != (pendingID == "") || (st.Pending != nil && st.Pending.ID != pendingID) || r.Status != c.status {
+			return errStale
+		}
+		observe(st, p.Healthy)
+		now := time.Now().UTC()
+		switch p.Transition {
+		case promote:
+			for i := range st.Pending.Variants {
+				st.Pending.Variants[i].CurrentWeight = st.Pending.Variants[i].DesiredWeight
+			}
+			st.Serving, st.Pending = st.Pending, nil
+			st.EndpointConfigName = st.Serving.ConfigName
+			st.FailureReason = ""
+			r.Status = sagehost.StatusInService
+			becameInService = true
+		case failCreate:
+			st.FailureReason = truncate(p.Reason, 1024)
+			r.Status = sagehost.StatusFailed
+		case rollback:
+			st.FailureReason = truncate(fmt.Sprintf("Updating the endpoint to endpoint config %q failed, so it was rolled back to %q: %s",
+				st.Pending.ConfigName, st.Serving.ConfigName, p.Reason), 1024)
+			st.Pending = nil
+			r.Status = sagehost.StatusInService
+		case scaleDone:
+			for i := range st.Serving.Variants {
+				st.Serving.Variants[i].CurrentWeight = st.Serving.Variants[i].DesiredWeight
+			}
+			st.FailureReason = ""
+			r.Status = sagehost.StatusInService
+		case scaleFailed:
+			for i := range st.Serving.Variants {
+				v := &st.Serving.Variants[i]
+				v.CurrentWeight = v.DesiredWeight
+				if v.VariantName == p.ScaleFailedVariant {
+					v.DesiredInstanceCount = p.Healthy[variantKey(st.Serving.ID, v.VariantName)]
+				}
+			}
+			st.FailureReason = truncate("Changing the instance count failed: "+p.Reason, 1024)
+			r.Status = sagehost.StatusInService
+		}
+		if p.Transition != noTransition {
+			r.LastModifiedTime = now
+		}
+		doc, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("encode endpoint state: %w", err)
+		}
+		r.Doc = doc
+		return nil
+	})
+	if errors.Is(err, errStale) || errors.Is(err, sagehost.ErrNotFound) {
+		c.load(ctx)
+		return
+	}
+	if err != nil {
+		c.log.Warn("record endpoint state", "err", err)
+		return
+	}
+	st, err := control.DecodeEndpointState(rec)
+	if err != nil {
+		c.log.Error("decode endpoint", "err", err)
+		return
+	}
+	if rec.Status != c.status {
+		c.log.Info("endpoint status changed", "from", c.status, "to", rec.Status, "reason", st.FailureReason)
+	}
+	c.status, c.state = rec.Status, st
+	if becameInService && c.m.cfg.OnInService != nil {
+		c.m.cfg.OnInService(c.key)
+	}
+}
+
+var errStale = errors.New("endpoint changed meanwhile")
+
+// observe writes the healthy instance counts into a state.
+func observe(st *sagehost.EndpointState, healthy map[string]int) {
+	for _, d := range []*sagehost.Deployment{st.Serving, st.Pending} {
+		if d == nil {
+			continue
+		}
+		for i := range d.Variants {
+			v := &d.Variants[i]
+			if _, ok := d.Models[v.ModelName]; ok {
+				v.CurrentInstanceCount = healthy[variantKey(d.ID, v.VariantName)]
+			} else {
+				v.CurrentInstanceCount = v.DesiredInstanceCount
+			}
+		}
+	}
+}
+
+// publish installs the endpoint's routing table when it changed.
+func (c *controller) publish() {
+	t := &invoke.Table{Key: c.key, Status: c.status}
+	type sig struct {
+		Status    string
+		Variants  []string
+		Weights   []float64
+		Instances []string
+	}
+	var s sig
+	s.Status = c.status
+	if d := c.state.Serving; d != nil && (c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating) {
+		for _, v := range d.Variants {
+			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight}
+			for _, pv := range d.Config.ProductionVariants {
+				if pv.VariantName == v.VariantName && pv.RoutingConfig != nil {
+					iv.Strategy = pv.RoutingConfig.RoutingStrategy
+				}
+			}
+			if _, ok := d.Models[v.ModelName]; !ok {
+				t.ComponentHost = true
+			}
+			for _, inst := range c.instances {
+				if inst.Deployment == d.ID && inst.Variant == v.VariantName && inst.route != nil && inst.Phase != phaseStopping {
+					iv.Instances = append(iv.Instances, inst.route)
+					s.Instances = append(s.Instances, inst.ID+"@"+inst.route.Addr)
+				}
+			}
+			t.Variants = append(t.Variants, iv)
+			s.Variants = append(s.Variants, v.VariantName)
+			s.Weights = append(s.Weights, v.CurrentWeight)
+		}
+	}
+	if c.published != nil && reflect.DeepEqual(c.published, s) {
+		return
+	}
+	c.published = s
+	c.m.cfg.Router.Publish(t)
+}
+
+// fetch fetches one container's model data in the background.
+func (c *controller) fetch(ctx context.Context, f fetchReq) {
+	d := c.deployment(f.Deployment)
+	v := d.Variant(f.Variant)
+	model := d.Models[v.ModelName]
+	cdef := model.ContainerList()[f.Container]
+	timeout := DefaultFetchTimeout
+	for _, pv := range d.Config.ProductionVariants {
+		if pv.VariantName == f.Variant && pv.ModelDataDownloadTimeoutInSeconds != nil {
+			timeout = time.Duration(*pv.ModelDataDownloadTimeoutInSeconds) * time.Second
+		}
+	}
+	c.fetches[f.Key] = fetchView{}
+	name := containerName(model, f.Container)
+	go func() {
+		fctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		dir, err := c.m.cfg.ModelData.Fetch(fctx, cdef)
+		c.post(ctx, func() {
+			if err != nil {
+				c.log.Warn("fetch model data", "variant", f.Variant, "container", name, "err", err)
+				c.fetches[f.Key] = fetchView{Done: true, Err: fmt.Sprintf("Failed to download model data for container %q of variant %q: %v", name, f.Variant, err)}
+				return
+			}
+			c.fetches[f.Key] = fetchView{Done: true}
+			c.dirs[f.Key] = dir
+		})
+	}()
+}
+
+// containerName is how SageMaker names a model's container in errors and
+// log streams: "primary" for a lone PrimaryContainer, else its hostname or
+// container-N.
+func containerName(m sagehost.ModelSpec, i int) string {
+	if m.PrimaryContainer != nil {
+		return "primary"
+	}
+	if h := m.Containers[i].ContainerHostname; h != "" {
+		return h
+	}
+	return fmt.Sprintf("container-%d", i+1)
+}
+
+func newInstanceID() string {
+	b := make([]byte, 9)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "i-" + hex.EncodeToString(b)[:17]
+}
+
+// spec builds the InstanceSpec of an instance; false if model data is not
+// fetched yet.
+func (c *controller) spec(inst *instance) (sagehost.InstanceSpec, bool) {
+	d := c.deployment(inst.Deployment)
+	if d == nil {
+		return sagehost.InstanceSpec{}, false
+	}
+	v := d.Variant(inst.Variant)
+	model := d.Models[v.ModelName]
+	containers := model.ContainerList()
+	spec := sagehost.InstanceSpec{
+		ID: inst.ID,
+		Labels: map[string]string{
+			sagehost.LabelAccount: c.key.Account, sagehost.LabelRegion: c.key.Region, sagehost.LabelEndpoint: c.key.Name,
+			sagehost.LabelVariant: inst.Variant, sagehost.LabelDeployment: inst.Deployment, sagehost.LabelInstance: inst.ID,
+		},
+		InstanceType: v.InstanceType,
+	}
+	for i, cdef := range containers {
+		dir := ""
+		if hasModelData(cdef) {
+			var ok bool
+			if dir, ok = c.dirs[fetchKey(d.ID, inst.Variant, i)]; !ok {
+				return sagehost.InstanceSpec{}, false
+			}
+		}
+		name := ""
+		if len(containers) > 1 {
+			name = containerName(model, i)
+		}
+		spec.Containers = append(spec.Containers, sagehost.ContainerSpec{
+			Hostname:    cdef.ContainerHostname,
+			Image:       cdef.Image,
+			Environment: cdef.Environment,
+			ModelDir:    dir,
+			LogPath:     LogPath(c.m.cfg.LogDir, c.key, inst.Variant, inst.ID, name),
+			BindToPort:  len(containers) > 1,
+		})
+	}
+	return spec, true
+}
+
+// start creates a new instance of a variant.
+func (c *controller) start(ctx context.Context, s startReq) {
+	inst := &instance{instView: instView{ID: newInstanceID(), Deployment: s.Deployment, Variant: s.Variant, Phase: phaseStarting, StartedAt: time.Now()}}
+	spec, ok := c.spec(inst)
+	if !ok {
+		return
+	}
+	c.instances[inst.ID] = inst
+	c.log.Info("starting instance", "variant", s.Variant, "instance", inst.ID)
+	c.launch(ctx, inst, spec)
+}
+
+// restart starts an exited instance again, under the same id and log.
+func (c *controller) restart(ctx context.Context, inst *instance) {
+	spec, ok := c.spec(inst)
+	if !ok {
+		inst.NextRestart = time.Now().Add(time.Second)
+		return
+	}
+	c.log.Info("restarting instance", "variant", inst.Variant, "instance", inst.ID, "restarts", inst.restarts)
+	inst.Phase, inst.StartedAt, inst.route = phaseStarting, time.Now(), nil
+	c.launch(ctx, inst, spec)
+}
+
+func (c *controller) launch(ctx context.Context, inst *instance, spec sagehost.InstanceSpec) {
+	b := c.m.cfg.Backend
+	restart := inst.handle != nil
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		if restart {
+			if err := b.Destroy(ctx, spec.ID); err != nil && !errors.Is(err, sagehost.ErrInstanceNotFound) {
+				c.log.Warn("destroy before restart", "instance", spec.ID, "err", err)
+			}
+		}
+		h, err := b.Start(ctx, spec)
+		select {
+		case c.events <- func() { c.started(ctx, inst, h, err) }:
+		case <-ctx.Done():
+			if err == nil { // sagehost is shutting down: nothing may be left running
+				c.halt(context.Background(), spec.ID)
+			}
+		}
+	}()
+}
+
+func (c *controller) started(ctx context.Context, inst *instance, h *sagehost.InstanceHandle, err error) {
+	if err != nil {
+		c.log.Warn("instance failed to start", "instance", inst.ID, "err", err)
+		reason := fmt.Sprintf("Could not start the container of variant %q (instance %s): %v", inst.Variant, inst.ID, err)
+		if inst.stopWanted {
+			delete(c.instances, inst.ID)
+			return
+		}
+		inst.handle = nil
+		if isRestartable(c.status, c.state, inst.Deployment, inst.EverHealthy) {
+			c.backoff(inst, reason)
+			return
+		}
+		inst.Phase, inst.Failure = phaseFailed, reason
+		return
+	}
+	inst.handle = h
+	if inst.stopWanted {
+		c.stop(ctx, inst)
+		return
+	}
+	inst.Phase = phaseRunning
+	c.watch(ctx, inst)
+}
+
+// watch starts the instance's health monitor.
+func (c *controller) watch(ctx context.Context, inst *instance) {
+	addr := ""
+	if len(inst.handle.Addrs) > 0 {
+		addr = inst.handle.Addrs[0]
+	}
+	route := invoke.NewInstance(inst.ID, inst.Variant, addr)
+	if d := c.deployment(inst.Deployment); d != nil {
+		if v := d.Variant(inst.Variant); v != nil {
+			if m, ok := d.Models[v.ModelName]; ok && len(m.ContainerList()) > 1 {
+				route.ContainerName = containerName(m, 0)
+			}
+		}
+	}
+	inst.route = route
+	mctx, cancel := context.WithCancel(ctx)
+	inst.cancel = cancel
+	go c.monitor(mctx, inst.ID, inst.handle.Addrs, route)
+}
+
+func (c *controller) backoff(inst *instance, reason string) {
+	if !inst.healthySince.IsZero() && time.Since(inst.healthySince) > 2*time.Minute {
+		inst.restarts = 0
+	}
+	delay := time.Second << min(inst.restarts, 6)
+	if delay > time.Minute {
+		delay = time.Minute
+	}
+	inst.restarts++
+	inst.Phase, inst.Failure, inst.NextRestart = phaseExited, reason, time.Now().Add(delay)
+	inst.healthySince = time.Time{}
+}
+
+func (c *controller) exited(inst *instance, st sagehost.ExitStatus) {
+	if inst.Phase == phaseStopping {
+		return
+	}
+	how := fmt.Sprintf("exit code %d", st.ExitCode)
+	if st.Signal != "" {
+		how = "signal " + st.Signal
+	}
+	if st.Err != nil {
+		how = st.Err.Error()
+	}
+	when := "while serving"
+	if !inst.EverHealthy {
+		when = "before passing the ping health check"
+	}
+	reason := fmt.Sprintf("The container of variant %q (instance %s) exited with %s %s.%s", inst.Variant, inst.ID, how, when, c.lastOutput(inst))
+	c.log.Warn("instance exited", "instance", inst.ID, "variant", inst.Variant, "how", how)
+	if inst.cancel != nil {
+		inst.cancel()
+	}
+	c.backoff(inst, reason)
+}
+
+// lastOutput quotes the end of an instance's log for a FailureReason.
+func (c *controller) lastOutput(inst *instance) string {
+	spec, ok := c.spec(inst)
+	if !ok || len(spec.Containers) == 0 {
+		return ""
+	}
+	tail := Tail(spec.Containers[0].LogPath, 5, 400)
+	if tail == "" {
+		return " It printed nothing."
+	}
+	return fmt.Sprintf(" Its last output: %q", tail)
+}
+
+func (c *controller) healthChanged(inst *instance, healthy bool) {
+	if inst.Phase == phaseStopping || inst.Phase == phaseExited {
+		return
+	}
+	if healthy {
+		inst.Phase, inst.EverHealthy, inst.healthySince = phaseHealthy, true, time.Now()
+		c.log.Info("instance passed its health check", "instance", inst.ID, "variant", inst.Variant)
+		return
+	}
+	inst.Phase = phaseUnhealthy
+	c.log.Warn("instance failed its health check; out of routing", "instance", inst.ID, "variant", inst.Variant)
+}
+
+// stop takes an instance out of routing, stops and destroys it, then
+// forgets it.
+func (c *controller) stop(ctx context.Context, inst *instance) {
+	if inst == nil || inst.Phase == phaseStopping {
+		return
+	}
+	if inst.route != nil {
+		inst.route.SetHealthy(false)
+	}
+	if inst.cancel != nil {
+		inst.cancel()
+	}
+	if inst.Phase == phaseStarting {
+		inst.stopWanted = true // stopped when Start returns
+		return
+	}
+	if inst.handle == nil {
+		delete(c.instances, inst.ID)
+		return
+	}
+	inst.Phase = phaseStopping
+	c.log.Info("stopping instance", "instance", inst.ID, "variant", inst.Variant)
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		c.halt(context.WithoutCancel(ctx), inst.ID)
+		c.post(ctx, func() { delete(c.instances, inst.ID) })
+	}()
+}
+
+// halt stops (SIGTERM, then SIGKILL after the stop timeout) and destroys an
+// instance.
+func (c *controller) halt(ctx context.Context, id string) {
+	b := c.m.cfg.Backend
+	if err := b.Stop(ctx, id, c.m.cfg.StopTimeout); err != nil && !errors.Is(err, sagehost.ErrInstanceNotFound) {
+		c.log.Warn("stop instance", "instance", id, "err", err)
+	}
+	c.destroy(ctx, id)
+}
+
+// shutdown stops every instance when sagehost exits cleanly.
+func (c *controller) shutdown() {
+	for _, inst := range c.instances {
+		if inst.cancel != nil {
+			inst.cancel()
+		}
+		if inst.route != nil {
+			inst.route.SetHealthy(false)
+		}
+	}
+	// Let in-flight starts and stops finish, then take in what they
+	// reported, so that every started instance is known.
+	c.bg.Wait()
+	for drained := false; !drained; {
+		select {
+		case fn := <-c.events:
+			fn()
+		default:
+			drained = true
+		}
+	}
+	var wg sync.WaitGroup
+	for _, inst := range c.instances {
+		if inst.handle == nil || inst.Phase == phaseStopping {
+			continue
+		}
+		wg.Add(1)
+		go func(id string) {
+			defer wg.Done()
+			c.halt(context.Background(), id)
+		}(inst.ID)
+	}
+	wg.Wait()
+	c.bg.Wait()
+}
+
+func truncate(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-3]) + "..."
+}

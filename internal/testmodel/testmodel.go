@@ -1,0 +1,468 @@
+// Package testmodel is a small model server that speaks the SageMaker model
+// container contract: GET /ping and POST /invocations on
+// $SAGEMAKER_BIND_TO_PORT (default 8080). It has no model; /invocations
+// answers with a JSON report of what the container saw (headers, body,
+// environment, model files), and knobs in the request body or the
+// environment make it sleep, fail, crash or stream, so that tests of
+// backends and of the invoke path need no real images.
+//
+// Environment:
+//
+//	SAGEMAKER_BIND_TO_PORT     port to listen on (0.0.0.0), default 8080
+//	SM_MODEL_DIR               model directory, default /opt/ml/model
+//	TESTMODEL_NAME             name reported in every answer
+//	TESTMODEL_PING_DELAY       e.g. "2s": /ping answers 503 until then
+//	TESTMODEL_EXIT_AT_START    exit at once with this code (after a line on stderr)
+//	TESTMODEL_IGNORE_SIGTERM   "1": log SIGTERM and keep running
+//
+// Request knobs, in a JSON object body sent with Content-Type
+// application/json:
+//
+//	{"testmodel": {"sleep": "2s", "status": 500, "message": "text body",
+//	  "crash": true, "bytes": 1024, "content_type": "text/csv",
+//	  "stream_chunks": 3, "chunk_delay": "10ms"}}
+package testmodel
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Environment variables the test model reads.
+const (
+	EnvName          = "TESTMODEL_NAME"
+	EnvPingDelay     = "TESTMODEL_PING_DELAY"
+	EnvExitAtStart   = "TESTMODEL_EXIT_AT_START"
+	EnvIgnoreSIGTERM = "TESTMODEL_IGNORE_SIGTERM"
+	EnvBindToPort    = "SAGEMAKER_BIND_TO_PORT"
+	EnvModelDir      = "SM_MODEL_DIR"
+)
+
+const (
+	// DefaultPort is the port of a container that gets no SAGEMAKER_BIND_TO_PORT.
+	DefaultPort = 8080
+	// DefaultModelDir is where SageMaker puts the model data in a container.
+	DefaultModelDir = "/opt/ml/model"
+	// HeaderCustomAttributes is echoed back as "echo:" + its value.
+	HeaderCustomAttributes = "X-Amzn-SageMaker-Custom-Attributes"
+	// ExitAtStartLine is the stderr line of TESTMODEL_EXIT_AT_START.
+	ExitAtStartLine = "testmodel: failing at start as asked"
+	// CrashExitCode is the exit code of the crash knob.
+	CrashExitCode = 3
+)
+
+const (
+	maxReportedFile   = 4 << 10
+	defaultAnswerType = "application/json"
+)
+
+// Config configures a test model server.
+type Config struct {
+	Name string
+	// Port is reported in answers; Main listens on it.
+	Port int
+	// PingDelay: /ping answers 503 until this long after NewHandler.
+	PingDelay time.Duration
+	// ModelDir is the directory whose files answers list ("" for none).
+	ModelDir string
+	// Log receives one line per request (nil: discarded).
+	Log io.Writer
+}
+
+// ConfigFromEnv reads the Config from the process environment.
+func ConfigFromEnv() (Config, error) {
+	cfg := Config{Name: os.Getenv(EnvName), Port: DefaultPort, Log: os.Stdout}
+	if v := os.Getenv(EnvBindToPort); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p <= 0 || p > 65535 {
+			return cfg, fmt.Errorf("invalid %s %q", EnvBindToPort, v)
+		}
+		cfg.Port = p
+	}
+	if v := os.Getenv(EnvPingDelay); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return cfg, fmt.Errorf("invalid %s %q: %w", EnvPingDelay, v, err)
+		}
+		cfg.PingDelay = d
+	}
+	if v, ok := os.LookupEnv(EnvModelDir); ok {
+		cfg.ModelDir = v
+	} else if fi, err := os.Stat(DefaultModelDir); err == nil && fi.IsDir() {
+		cfg.ModelDir = DefaultModelDir
+	}
+	return cfg, nil
+}
+
+// Main runs the test model server as the whole process, configured from the
+// environment, and exits: 0 after SIGTERM or SIGINT, the asked code for
+// TESTMODEL_EXIT_AT_START, 3 for the crash knob, 1 on a setup error.
+func Main() {
+	os.Exit(run())
+}
+
+func run() int {
+	if v := os.Getenv(EnvExitAtStart); v != "" {
+		code, err := strconv.Atoi(v)
+		if err != nil {
+			code = 1
+		}
+		fmt.Fprintln(os.Stderr, ExitAtStartLine)
+		return code
+	}
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testmodel:", err)
+		return 1
+	}
+	addr := net.JoinHostPort("0.0.0.0", strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testmodel:", err)
+		return 1
+	}
+	srv := &http.Server{Handler: NewHandler(cfg), ReadHeaderTimeout: 30 * time.Second}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sig := range sigs {
+			if sig == syscall.SIGTERM && os.Getenv(EnvIgnoreSIGTERM) == "1" {
+				fmt.Fprintln(os.Stdout, "testmodel: ignoring SIGTERM as asked")
+				continue
+			}
+			fmt.Fprintf(os.Stdout, "testmodel: received %v, shutting down\n", sig)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			srv.Shutdown(ctx)
+			cancel()
+			return
+		}
+	}()
+
+	fmt.Fprintf(os.Stdout, "testmodel: %q listening on %s (pid %d)\n", cfg.Name, addr, os.Getpid())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		fmt.Fprintln(os.Stderr, "testmodel:", err)
+		return 1
+	}
+	<-done
+	fmt.Fprintln(os.Stdout, "testmodel: stopped")
+	return 0
+}
+
+// Knobs are the per-request behaviour knobs, read from the "testmodel"
+// member of a JSON request body.
+type Knobs struct {
+	Sleep        string `json:"sleep,omitempty"`
+	Status       int    `json:"status,omitempty"`
+	Message      string `json:"message,omitempty"`
+	Crash        bool   `json:"crash,omitempty"`
+	Bytes        int    `json:"bytes,omitempty"`
+	ContentType  string `json:"content_type,omitempty"`
+	StreamChunks int    `json:"stream_chunks,omitempty"`
+	ChunkDelay   string `json:"chunk_delay,omitempty"`
+}
+
+// Report is the JSON answer of /invocations.
+type Report struct {
+	Name              string              `json:"name"`
+	PID               int                 `json:"pid"`
+	Hostname          string              `json:"hostname"`
+	Port              int                 `json:"port"`
+	Cwd               string              `json:"cwd"`
+	Body              string              `json:"body"`
+	ContentType       string              `json:"content_type"`
+	Accept            string              `json:"accept"`
+	Headers           map[string][]string `json:"headers"`
+	Env               map[string]string   `json:"env"`
+	EnvNames          []string            `json:"env_names"`
+	ModelFiles        []string            `json:"model_files"`
+	ModelFileContents map[string]string   `json:"model_file_contents"`
+}
+
+// Chunk is one line of a streamed answer.
+type Chunk struct {
+	Name  string `json:"name"`
+	Chunk int    `json:"chunk"`
+	Of    int    `json:"of"`
+}
+
+type handler struct {
+	cfg   Config
+	ready time.Time
+	logMu sync.Mutex
+}
+
+// NewHandler returns the test model's HTTP handler.
+func NewHandler(cfg Config) http.Handler {
+	h := &handler{cfg: cfg, ready: time.Now().Add(cfg.PingDelay)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ping", h.ping)
+	mux.HandleFunc("POST /invocations", h.invocations)
+	return h.logged(mux)
+}
+
+func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if time.Now().Before(h.ready) {
+		http.Error(w, "testmodel: starting", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (h *handler) invocations(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "testmodel: reading body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	knobs, err := parseKnobs(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		http.Error(w, "testmodel: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if v := r.Header.Get(HeaderCustomAttributes); v != "" {
+		w.Header().Set(HeaderCustomAttributes, "echo:"+v)
+	}
+	if knobs.Sleep != "" {
+		d, err := time.ParseDuration(knobs.Sleep)
+		if err != nil {
+			http.Error(w, "testmodel: bad sleep: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	if knobs.Crash {
+		fmt.Fprintln(os.Stderr, "testmodel: crashing as asked")
+		os.Exit(CrashExitCode)
+	}
+	status := http.StatusOK
+	if knobs.Status != 0 {
+		if knobs.Status < 100 || knobs.Status > 999 {
+			http.Error(w, "testmodel: bad status", http.StatusBadRequest)
+			return
+		}
+		status = knobs.Status
+	}
+	if knobs.Message != "" {
+		ct := knobs.ContentType
+		if ct == "" {
+			ct = "text/plain; charset=utf-8"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.WriteHeader(status)
+		io.WriteString(w, knobs.Message)
+		return
+	}
+	if knobs.Bytes > 0 {
+		ct := knobs.ContentType
+		if ct == "" {
+			ct = "application/octet-stream"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Content-Length", strconv.Itoa(knobs.Bytes))
+		w.WriteHeader(status)
+		io.Copy(w, io.LimitReader(xs{}, int64(knobs.Bytes)))
+		return
+	}
+	ct := answerType(knobs.ContentType, r.Header.Get("Accept"))
+	w.Header().Set("Content-Type", ct)
+	if knobs.StreamChunks > 0 {
+		h.stream(w, r, status, knobs)
+		return
+	}
+	rep := h.report(r, body)
+	b, _ := json.Marshal(rep)
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, status int, knobs Knobs) {
+	var delay time.Duration
+	if knobs.ChunkDelay != "" {
+		delay, _ = time.ParseDuration(knobs.ChunkDelay)
+	}
+	rc := http.NewResponseController(w)
+	w.WriteHeader(status)
+	for i := range knobs.StreamChunks {
+		if i > 0 && delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		b, _ := json.Marshal(Chunk{Name: h.cfg.Name, Chunk: i, Of: knobs.StreamChunks})
+		if _, err := w.Write(append(b, '\n')); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// answerType chooses the Content-Type of a report: the content_type knob,
+// else Accept when it is application/json or text/*, else application/json.
+func answerType(knob, accept string) string {
+	if knob != "" {
+		return knob
+	}
+	if accept != "" && !strings.Contains(accept, ",") {
+		mt, _, err := mime.ParseMediaType(accept)
+		if err == nil && (mt == "application/json" || (strings.HasPrefix(mt, "text/") && mt != "text/*")) {
+			return accept
+		}
+	}
+	return defaultAnswerType
+}
+
+func parseKnobs(contentType string, body []byte) (Knobs, error) {
+	var k Knobs
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "application/json" {
+		return k, nil
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return k, nil
+	}
+	var doc struct {
+		Testmodel *json.RawMessage `json:"testmodel"`
+	}
+	if json.Unmarshal(trimmed, &doc) != nil || doc.Testmodel == nil {
+		return k, nil // not for us: an ordinary JSON payload
+	}
+	if err := json.Unmarshal(*doc.Testmodel, &k); err != nil {
+		return k, fmt.Errorf("bad testmodel knobs: %w", err)
+	}
+	return k, nil
+}
+
+func (h *handler) report(r *http.Request, body []byte) Report {
+	host, _ := os.Hostname()
+	cwd, _ := os.Getwd()
+	rep := Report{
+		Name:              h.cfg.Name,
+		PID:               os.Getpid(),
+		Hostname:          host,
+		Port:              h.cfg.Port,
+		Cwd:               cwd,
+		Body:              string(body),
+		ContentType:       r.Header.Get("Content-Type"),
+		Accept:            r.Header.Get("Accept"),
+		Headers:           map[string][]string(r.Header.Clone()),
+		Env:               map[string]string{},
+		EnvNames:          []string{},
+		ModelFiles:        []string{},
+		ModelFileContents: map[string]string{},
+	}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		rep.EnvNames = append(rep.EnvNames, k)
+		if strings.HasPrefix(k, "SAGEMAKER_") || strings.HasPrefix(k, "SM_") || strings.HasPrefix(k, "TESTMODEL_") {
+			rep.Env[k] = v
+		}
+	}
+	sort.Strings(rep.EnvNames)
+	if h.cfg.ModelDir != "" {
+		filepath.WalkDir(h.cfg.ModelDir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return nil
+			}
+			rel, err := filepath.Rel(h.cfg.ModelDir, p)
+			if err != nil {
+				return nil
+			}
+			rel = filepath.ToSlash(rel)
+			rep.ModelFiles = append(rep.ModelFiles, rel)
+			if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() && fi.Size() < maxReportedFile {
+				if b, err := os.ReadFile(p); err == nil {
+					rep.ModelFileContents[rel] = string(b)
+				}
+			}
+			return nil
+		})
+		sort.Strings(rep.ModelFiles)
+	}
+	return rep
+}
+
+// logged writes one line per request to cfg.Log.
+func (h *handler) logged(next http.Handler) http.Handler {
+	if h.cfg.Log == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		h.logMu.Lock()
+		defer h.logMu.Unlock()
+		fmt.Fprintf(h.cfg.Log, "testmodel: %s %s %d %dB in %s\n", r.Method, r.URL.Path, rec.status, rec.n, time.Since(start).Round(time.Microsecond))
+	})
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	n           int64
+	wroteHeader bool
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	n, err := r.ResponseWriter.Write(b)
+	r.n += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// xs is an endless reader of 'x'.
+type xs struct{}
+
+func (xs) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'x'
+	}
+	return len(p), nil
+}

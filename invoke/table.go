@@ -1,0 +1,117 @@
+// Package invoke owns the invoke path: per-endpoint routing tables published
+// by the reconciler (immutable snapshots swapped atomically, so a call never
+// takes a lock or touches the store), the choice of variant and instance, and
+// the proxying of InvokeEndpoint to a model container with SageMaker's header
+// rules, limits, timeouts and errors.
+package invoke
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/sagehost/sagehost"
+)
+
+// Instance is one running instance as the invoke path sees it. Its health
+// and in-flight count are atomics so that the hot path takes no lock.
+type Instance struct {
+	ID      string
+	Variant string
+	// Addr is the host:port of the instance's (primary) container.
+	Addr string
+	// ContainerName is how errors name the container ("primary" for a lone
+	// primary container, as SageMaker does).
+	ContainerName string
+
+	healthy  atomic.Bool
+	inflight atomic.Int64
+}
+
+// NewInstance returns an instance that starts out unhealthy.
+func NewInstance(id, variant, addr string) *Instance {
+	return &Instance{ID: id, Variant: variant, Addr: addr, ContainerName: "primary"}
+}
+
+// SetHealthy takes the instance in or out of routing.
+func (i *Instance) SetHealthy(ok bool) { i.healthy.Store(ok) }
+
+// Healthy reports whether the instance takes traffic.
+func (i *Instance) Healthy() bool { return i.healthy.Load() }
+
+// Inflight returns the number of requests the instance is serving now.
+func (i *Instance) Inflight() int64 { return i.inflight.Load() }
+
+// Variant is a production variant in a routing table.
+type Variant struct {
+	Name      string
+	Weight    float64
+	Strategy  string // LEAST_OUTSTANDING_REQUESTS (default) or RANDOM
+	Instances []*Instance
+}
+
+// Table is the immutable routing table of one endpoint. The reconciler
+// publishes a new one whenever the endpoint's status, variants, weights or
+// instance set change; instance health changes need no new table.
+type Table struct {
+	Key    sagehost.EndpointKey
+	Status string
+	// Variants that take traffic. Empty while the endpoint is being created.
+	Variants []*Variant
+	// ComponentHost is set for endpoints that host inference components.
+	ComponentHost bool
+}
+
+func (t *Table) totalWeight() float64 {
+	var w float64
+	for _, v := range t.Variants {
+		if v.Weight > 0 {
+			w += v.Weight
+		}
+	}
+	return w
+}
+
+func (t *Table) variant(name string) *Variant {
+	for _, v := range t.Variants {
+		if v.Name == name {
+			return v
+		}
+	}
+	return nil
+}
+
+// invocable reports whether the endpoint's status lets it serve calls.
+func (t *Table) invocable() bool {
+	return t.Status == sagehost.StatusInService || t.Status == sagehost.StatusUpdating
+}
+
+// tables is a copy-on-write map of routing tables keyed by tableKey.
+type tables struct {
+	mu sync.Mutex // serialises writers
+	m  atomic.Pointer[map[string]*Table]
+}
+
+func tableKey(account, region, name string) string {
+	return account + "\x00" + region + "\x00" + name
+}
+
+func (ts *tables) get(account, region, name string) *Table {
+	m := ts.m.Load()
+	if m == nil {
+		return nil
+	}
+	return (*m)[tableKey(account, region, name)]
+}
+
+func (ts *tables) update(fn func(m map[string]*Table)) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	next := map[string]*Table{}
+	if cur := ts.m.Load(); cur != nil {
+		for k, v := range *cur {
+			next[k] = v
+		}
+	}
+	fn(next)
+	ts.m.Store(&next)
+}

@@ -1,0 +1,5 @@
+package server_test
+
+import "github.com/sagehost/sagehost/server"
+
+type serverConfig = server.Config

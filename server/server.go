@@ -1,0 +1,278 @@
+// Package server builds a whole sagehost process from a Config: the data
+// directory, the SQLite store, credentials, the artifact fetcher, the
+// process backend, the reconciler, the invoke router and the HTTP listener
+// that serves both AWS protocols. Tests start it on 127.0.0.1:0.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/api"
+	"github.com/sagehost/sagehost/artifact"
+	"github.com/sagehost/sagehost/auth"
+	"github.com/sagehost/sagehost/backend/process"
+	"github.com/sagehost/sagehost/control"
+	"github.com/sagehost/sagehost/hosting"
+	"github.com/sagehost/sagehost/invoke"
+	"github.com/sagehost/sagehost/store/sqlite"
+)
+
+// DefaultListen is where sagehost listens unless told otherwise: loopback,
+// and not 8080, which model containers use.
+const DefaultListen = "127.0.0.1:7070"
+
+// Config is everything `sagehost serve` can be told.
+type Config struct {
+	// Listen is the HOST:PORT of the listener.
+	Listen string
+	// DataDir holds the store, model data cache, instance state and logs.
+	DataDir string
+	// CredentialsFile is an AWS shared-credentials file of the accepted
+	// keys; empty means the development key pair (loopback only).
+	CredentialsFile string
+	// ModelTimeout bounds each call to a model container.
+	ModelTimeout time.Duration
+	// StartupTimeout is how long a new container has to pass /ping when
+	// its variant does not say.
+	StartupTimeout time.Duration
+	// S3EndpointURL points model data downloads at an S3-compatible store.
+	S3EndpointURL string
+	// S3Region is the region of the S3 client.
+	S3Region string
+	// PortMin and PortMax bound the ports given to model processes.
+	PortMin, PortMax int
+	Logger           *slog.Logger
+}
+
+// DefaultDataDir returns $XDG_DATA_HOME/sagehost, or ~/.local/share/sagehost.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "sagehost")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "sagehost")
+	}
+	return ".sagehost"
+}
+
+// Server is a running sagehost.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	ln      net.Listener
+	http    *http.Server
+	store   *sqlite.DB
+	router  *invoke.Router
+	hosting *hosting.Manager
+	cancel  context.CancelFunc
+	served  chan error
+	devKeys bool
+}
+
+// IsLoopback reports whether a listen address only accepts local
+// connections.
+func IsLoopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Start opens the data directory, recovers endpoints, and serves until
+// Close. It returns once the listener accepts connections.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, served: make(chan error, 1)}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close(context.Background())
+		}
+	}()
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+
+	keys, err := s.credentials(bg)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "sagehost.db"))
+	if err != nil {
+		return nil, err
+	}
+	fetcher, err := artifact.New(artifact.Config{
+		CacheDir:      filepath.Join(cfg.DataDir, "artifacts"),
+		S3EndpointURL: cfg.S3EndpointURL,
+		S3Region:      cfg.S3Region,
+		Logger:        cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("model data: %w", err)
+	}
+	backend, err := process.New(process.Config{
+		StateDir: filepath.Join(cfg.DataDir, "process"),
+		PortMin:  cfg.PortMin, PortMax: cfg.PortMax,
+		Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("process backend: %w", err)
+	}
+	s.ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.router = invoke.NewRouter(cfg.ModelTimeout, cfg.Logger)
+	s.hosting = hosting.New(hosting.Config{
+		Store:          s.store,
+		Backend:        backend,
+		ModelData:      modelData{fetcher},
+		Router:         s.router,
+		LogDir:         filepath.Join(cfg.DataDir, "logs"),
+		Logger:         cfg.Logger,
+		StartupTimeout: cfg.StartupTimeout,
+		OnInService:    s.announce,
+	})
+	svc := &control.Service{Store: s.store, Notifier: s.hosting, Logger: cfg.Logger}
+	handler := &api.Handler{
+		Auth:    &auth.Verifier{Keys: keys, Service: "sagemaker"},
+		Control: svc,
+		Router:  s.router,
+		Logger:  cfg.Logger,
+	}
+	if err := s.hosting.Start(ctx); err != nil {
+		return nil, fmt.Errorf("recover endpoints: %w", err)
+	}
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	go func() { s.served <- s.http.Serve(s.ln) }()
+	s.log.Info("sagehost listening", "url", s.URL(), "data_dir", cfg.DataDir)
+	ok = true
+	return s, nil
+}
+
+// credentials loads the accepted keys: the credentials file (watched for
+// changes) or, on a loopback listener only, the development key pair.
+func (s *Server) credentials(ctx context.Context) (*auth.Keyring, error) {
+	if s.cfg.CredentialsFile != "" {
+		keys, err := auth.WatchFile(ctx, s.cfg.CredentialsFile, 2*time.Second, s.log)
+		if err != nil {
+			return nil, fmt.Errorf("credentials: %w", err)
+		}
+		s.log.Info("accepting the keys of the credentials file", "file", s.cfg.CredentialsFile, "keys", keys.Len())
+		return keys, nil
+	}
+	if !IsLoopback(s.cfg.Listen) {
+		return nil, fmt.Errorf("refusing to listen on %s without --credentials: with no credentials file sagehost accepts only the public development key pair, which is safe on a loopback address alone", s.cfg.Listen)
+	}
+	dev := auth.DevCredential
+	s.devKeys = true
+	s.log.Warn("no --credentials file: accepting the development key pair on loopback only",
+		"aws_access_key_id", dev.AccessKeyID, "aws_secret_access_key", dev.SecretAccessKey, "account", dev.Account)
+	return auth.NewKeyring(dev)
+}
+
+// announce logs how to invoke an endpoint that became InService.
+func (s *Server) announce(key sagehost.EndpointKey) {
+	s.log.Info("endpoint InService; invoke it with the AWS CLI",
+		"endpoint", key.Name, "account", key.Account, "region", key.Region,
+		"command", fmt.Sprintf("aws sagemaker-runtime invoke-endpoint --endpoint-url %s --region %s --endpoint-name %s --content-type application/json --body '{}' /dev/stdout",
+			s.URL(), key.Region, key.Name))
+}
+
+// Addr returns the listener's address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL returns the base URL clients use as their endpoint URL.
+func (s *Server) URL() string {
+	addr := s.Addr()
+	if strings.HasPrefix(addr, "[::]") || strings.HasPrefix(addr, "0.0.0.0") {
+		_, port, _ := net.SplitHostPort(addr)
+		addr = net.JoinHostPort("127.0.0.1", port)
+	}
+	return "http://" + addr
+}
+
+// Router exposes the invoke router (for tests and benchmarks).
+func (s *Server) Router() *invoke.Router { return s.router }
+
+// Wait blocks until the HTTP server stops.
+func (s *Server) Wait() error {
+	err := <-s.served
+	s.served <- err
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops serving, stops every model instance and closes the store.
+func (s *Server) Close(ctx context.Context) error {
+	var errs []error
+	if s.http != nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := s.http.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down http: %w", err))
+		}
+		cancel()
+	} else if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.hosting != nil {
+		if err := s.hosting.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.router != nil {
+		s.router.Close()
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// modelData adapts the artifact fetcher to hosting.ModelData.
+type modelData struct{ f *artifact.Fetcher }
+
+func (m modelData) Fetch(ctx context.Context, c sagehost.ContainerDefinition) (string, error) {
+	src, ok := artifact.SourceFromContainer(c)
+	if !ok {
+		return "", nil
+	}
+	return m.f.Fetch(ctx, src)
+}
