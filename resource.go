@@ -227,3 +227,21 @@ type VariantState struct {
 	CurrentWeight        float64 `json:"CurrentWeight"`
 	Serverless           bool    `json:"Serverless,omitempty"`
 }
+
+// EndpointKey names one endpoint: its account, region and name as created.
+type EndpointKey struct {
+	Account string
+	Region  string
+	Name    string
+}
+
+func (k EndpointKey) String() string { return k.Account + "/" + k.Region + "/" + k.Name }
+
+// LogGroup returns the endpoint's log group name, as on CloudWatch.
+func (k EndpointKey) LogGroup() string { return "/aws/sagemaker/Endpoints/" + k.Name }
+
+// LogGroupARN returns the ARN of the endpoint's log group, the value SageMaker
+// returns as a ModelError's LogStreamArn.
+func (k EndpointKey) LogGroupARN() string {
+	return "arn:" + Partition(k.Region) + ":logs:" + k.Region + ":" + k.Account + ":log-group:" + k.LogGroup()
+}

@@ -93,7 +93,7 @@ func decodeCases() []decodeCase {
 			msg: "1 validation error detected: Value '" + strings.NewReplacer(`"`, "", ":", "=", ",", ", ").Replace(envMap(101)) + "' at 'containers.2.member.environment' failed to satisfy constraint: Member must have length less than or equal to 100"},
 		{name: "model image and url patterns", op: "CreateModel", body: `{"ModelName":"m","PrimaryContainer":{"Image":"my image","ModelDataUrl":"ftp://x/y"}}`, code: VE,
 			msg: `2 validation errors detected: Value 'my image' at 'primaryContainer.image' failed to satisfy constraint: Member must satisfy regular expression pattern: [\S]+; ` +
-				`Value 'ftp://x/y' at 'primaryContainer.modelDataUrl' failed to satisfy constraint: Member must satisfy regular expression pattern: (https|s3)://([^/]+)/?(.*)`},
+				`Value 'ftp://x/y' at 'primaryContainer.modelDataUrl' failed to satisfy constraint: Member must satisfy regular expression pattern: (https|s3)://([^/]+)/?(.*)|file://[^\n\r]*|/[^\n\r]*`},
 		{name: "model tag key null", op: "CreateModel", body: `{"ModelName":"m","Tags":[{"Key":"a","Value":"b"},{"Value":"c"},null]}`, code: VE,
 			msg: "2 validation errors detected: Value null at 'tags.2.member.key' failed to satisfy constraint: Member must not be null; Value null at 'tags.3.member' failed to satisfy constraint: Member must not be null"},
 		{name: "model structure as string", op: "CreateModel", body: `{"ModelName":"m","PrimaryContainer":"i"}`, code: SE,
@@ -497,6 +497,21 @@ func TestJavaFloat(t *testing.T) {
 	for in, want := range map[float64]string{1: "1.0", -0.5: "-0.5", 0: "0.0", 1e7: "1.0E7", 1.5e-5: "1.5E-5", 123.25: "123.25"} {
 		if got := javaFloat(in, 64); got != want {
 			t.Errorf("javaFloat(%v) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestModelDataAcceptsLocalLocations(t *testing.T) {
+	for _, url := range []string{"s3://bucket/model.tar.gz", "file:///srv/models/model.tar.gz", "/srv/models/model.tar.gz"} {
+		body := `{"ModelName":"m","PrimaryContainer":{"Image":"/bin/model","ModelDataUrl":"` + url + `","ModelDataSource":{"S3DataSource":{"S3Uri":"` + url + `","S3DataType":"S3Object","CompressionType":"None"}}}}`
+		if _, err := SageMaker().DecodeInput("CreateModel", []byte(body)); err != nil {
+			t.Errorf("%s: %v", url, err)
+		}
+	}
+	for _, url := range []string{"relative/model.tar.gz", "ftp://host/model.tar.gz"} {
+		body := `{"ModelName":"m","PrimaryContainer":{"Image":"/bin/model","ModelDataUrl":"` + url + `"}}`
+		if _, err := SageMaker().DecodeInput("CreateModel", []byte(body)); err == nil {
+			t.Errorf("%s was accepted", url)
 		}
 	}
 }

@@ -26,7 +26,10 @@ var (
 // SageMaker returns the control-plane model (awsJson1_1, target prefix
 // "SageMaker"), parsed once from the embedded file.
 func SageMaker() *Service {
-	sageMakerOnce.Do(func() { sageMakerSvc = mustParse("sagemaker.json", sageMakerJSON) })
+	sageMakerOnce.Do(func() {
+		sageMakerSvc = mustParse("sagemaker.json", sageMakerJSON)
+		allowLocalModelData(sageMakerSvc)
+	})
 	return sageMakerSvc
 }
 

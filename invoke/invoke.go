@@ -277,7 +277,14 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 		}
 		wh["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
 		w.WriteHeader(http.StatusOK)
-		if _, err := io.Copy(w, resp.Body); err != nil {
+		// Copy through a plain writer: letting the ResponseWriter's ReadFrom
+		// write straight to the client connection made aws-sdk-go-v2
+		// clients on loopback see "use of closed network connection"
+		// mid-body now and then (seen in TestInvoke* with go1.26).
+		buf := copyBufs.Get().(*[]byte)
+		_, err := io.CopyBuffer(writerOnly{w}, resp.Body, *buf)
+		copyBufs.Put(buf)
+		if err != nil {
 			r.Logger.Warn("relaying model response failed", "endpoint", t.Key.Name, "instance", in.ID, "err", err)
 			panic(http.ErrAbortHandler) // cut the response short so the client sees a broken body
 		}
@@ -298,6 +305,11 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 	w.Write(buf.Bytes())
 	return nil
 }
+
+// writerOnly hides every method but Write.
+type writerOnly struct{ io.Writer }
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 func (r *Router) getBuf() *bytes.Buffer {
 	if b, ok := r.bufs.Get().(*bytes.Buffer); ok {

@@ -277,3 +277,5 @@ func sha256Hex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
