@@ -40,6 +40,10 @@ type ContainerSpec struct {
 	// Image is the model's container image: an absolute path of an executable
 	// for the process backend, an image reference for the container backend.
 	Image string
+	// Args come before the argument "serve" on the process backend; they
+	// select a built-in model server of the sagehost binary (Image is then
+	// sagehost's own executable). Empty for ordinary images.
+	Args []string
 	// Environment is the model's Environment for this container.
 	Environment map[string]string
 	// ModelDir is the local directory holding the extracted model data, seen

@@ -45,7 +45,8 @@ type Keyring struct {
 
 // keySet is one immutable snapshot of a Keyring.
 type keySet struct {
-	byID map[string]Credential
+	byID  map[string]Credential
+	first Credential // the first credential given (first profile of a file)
 }
 
 // NewKeyring returns a keyring holding creds. Every credential needs a
@@ -86,6 +87,15 @@ func (k *Keyring) Len() int {
 	return len(set.byID)
 }
 
+// First returns the first credential of the keyring (the first profile of a
+// credentials file).
+func (k *Keyring) First() (Credential, bool) {
+	if k.Len() == 0 {
+		return Credential{}, false
+	}
+	return k.keys.Load().first, true
+}
+
 // replace validates creds and swaps them in as the keyring's contents.
 func (k *Keyring) replace(creds []Credential) error {
 	set, err := newKeySet(creds)
@@ -107,6 +117,9 @@ func newKeySet(creds []Credential) (*keySet, error) {
 			return nil, fmt.Errorf("credential %d: duplicate access key id %q", i+1, c.AccessKeyID)
 		}
 		set.byID[c.AccessKeyID] = c
+		if i == 0 {
+			set.first = c
+		}
 	}
 	return set, nil
 }

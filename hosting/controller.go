@@ -471,9 +471,14 @@ func (c *controller) spec(inst *instance) (sagehost.InstanceSpec, bool) {
 		if len(containers) > 1 {
 			name = containerName(model, i)
 		}
+		image, args := cdef.Image, []string(nil)
+		if c.m.cfg.ResolveImage != nil {
+			image, args = c.m.cfg.ResolveImage(cdef.Image)
+		}
 		spec.Containers = append(spec.Containers, sagehost.ContainerSpec{
 			Hostname:    cdef.ContainerHostname,
-			Image:       cdef.Image,
+			Image:       image,
+			Args:        args,
 			Environment: cdef.Environment,
 			ModelDir:    dir,
 			LogPath:     LogPath(c.m.cfg.LogDir, c.key, inst.Variant, inst.ID, name),

@@ -62,6 +62,9 @@ type Config struct {
 	StartupTimeout time.Duration
 	StopTimeout    time.Duration
 	HealthInterval time.Duration
+	// ResolveImage maps a model's Image to the executable and arguments
+	// that run it (built-in model servers); nil runs every Image as is.
+	ResolveImage func(image string) (exe string, args []string)
 	// OnInService is called when an endpoint becomes InService.
 	OnInService func(key sagehost.EndpointKey)
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/api"
@@ -24,6 +27,7 @@ import (
 	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/hosting"
 	"github.com/sagehost/sagehost/invoke"
+	"github.com/sagehost/sagehost/modelserver"
 	"github.com/sagehost/sagehost/store/sqlite"
 )
 
@@ -49,9 +53,17 @@ type Config struct {
 	S3EndpointURL string
 	// S3Region is the region of the S3 client.
 	S3Region string
+	// S3Credentials are the credentials of the S3 client; nil means the AWS
+	// SDK's default chain (AWS_* variables, shared config).
+	S3Credentials aws.CredentialsProvider
+	// Example deploys the built-in example model as endpoint "example".
+	Example bool
 	// PortMin and PortMax bound the ports given to model processes.
 	PortMin, PortMax int
-	Logger           *slog.Logger
+	// Announce receives a plain-text line for people when the example
+	// endpoint is ready (stdout for the command line); nil for none.
+	Announce io.Writer
+	Logger   *slog.Logger
 }
 
 // DefaultDataDir returns $XDG_DATA_HOME/sagehost, or ~/.local/share/sagehost.
@@ -77,6 +89,7 @@ type Server struct {
 	cancel  context.CancelFunc
 	served  chan error
 	devKeys bool
+	keys    *auth.Keyring
 }
 
 // IsLoopback reports whether a listen address only accepts local
@@ -119,6 +132,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.keys = keys
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -130,6 +144,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		CacheDir:      filepath.Join(cfg.DataDir, "artifacts"),
 		S3EndpointURL: cfg.S3EndpointURL,
 		S3Region:      cfg.S3Region,
+		S3Credentials: cfg.S3Credentials,
 		Logger:        cfg.Logger,
 	})
 	if err != nil {
@@ -156,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		LogDir:         filepath.Join(cfg.DataDir, "logs"),
 		Logger:         cfg.Logger,
 		StartupTimeout: cfg.StartupTimeout,
+		ResolveImage:   resolveImage,
 		OnInService:    s.announce,
 	})
 	svc := &control.Service{Store: s.store, Notifier: s.hosting, Logger: cfg.Logger}
@@ -176,6 +192,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	go func() { s.served <- s.http.Serve(s.ln) }()
 	s.log.Info("sagehost listening", "url", s.URL(), "data_dir", cfg.DataDir)
+	if cfg.Example {
+		account := auth.DevCredential.Account
+		if first, ok := keys.First(); ok {
+			account = first.Account
+		}
+		if err := s.createExample(ctx, svc, account); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return s, nil
 }
@@ -201,12 +226,24 @@ func (s *Server) credentials(ctx context.Context) (*auth.Keyring, error) {
 	return auth.NewKeyring(dev)
 }
 
+// InvokeCommand returns the AWS CLI command that invokes an endpoint, with
+// the development keys when sagehost accepts them.
+func (s *Server) InvokeCommand(key sagehost.EndpointKey) string {
+	env := ""
+	if s.devKeys {
+		env = fmt.Sprintf("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s ", auth.DevCredential.AccessKeyID, auth.DevCredential.SecretAccessKey)
+	}
+	return fmt.Sprintf(`%saws sagemaker-runtime invoke-endpoint --endpoint-url %s --region %s --endpoint-name %s --content-type application/json --body '{"instances": [1, 2, 3]}' /dev/stdout`,
+		env, s.URL(), key.Region, key.Name)
+}
+
 // announce logs how to invoke an endpoint that became InService.
 func (s *Server) announce(key sagehost.EndpointKey) {
-	s.log.Info("endpoint InService; invoke it with the AWS CLI",
-		"endpoint", key.Name, "account", key.Account, "region", key.Region,
-		"command", fmt.Sprintf("aws sagemaker-runtime invoke-endpoint --endpoint-url %s --region %s --endpoint-name %s --content-type application/json --body '{}' /dev/stdout",
-			s.URL(), key.Region, key.Name))
+	cmd := s.InvokeCommand(key)
+	s.log.Info("endpoint InService", "endpoint", key.Name, "account", key.Account, "region", key.Region, "invoke_with", cmd)
+	if s.cfg.Example && key.Name == ExampleEndpoint && s.cfg.Announce != nil {
+		fmt.Fprintf(s.cfg.Announce, "\nThe example endpoint is InService. Invoke it with the AWS CLI:\n\n  %s\n\n", cmd)
+	}
 }
 
 // Addr returns the listener's address.
@@ -264,6 +301,20 @@ func (s *Server) Close(ctx context.Context) error {
 		s.cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// resolveImage runs built-in images ("sagehost/NAME") as
+// `sagehost model-server NAME serve` from this very executable.
+func resolveImage(image string) (string, []string) {
+	name, ok := modelserver.Lookup(image)
+	if !ok {
+		return image, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return image, nil // Start then fails with a clear error about the image
+	}
+	return exe, []string{"model-server", name}
 }
 
 // modelData adapts the artifact fetcher to hosting.ModelData.

@@ -436,7 +436,7 @@ func startProcess(c sagehost.ContainerSpec, cs *containerState) (*proc, error) {
 	}
 	defer logf.Close() // the child has its own copy
 
-	cmd := exec.Command(c.Image, "serve")
+	cmd := exec.Command(c.Image, append(append([]string(nil), c.Args...), "serve")...)
 	cmd.Dir = cs.WorkDir
 	cmd.Env = env
 	cmd.Stdout = logf

@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sagehost/sagehost/modelserver"
 	"github.com/sagehost/sagehost/server"
 )
 
@@ -42,7 +43,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	switch args[0] {
 	case "serve":
-		return serve(args[1:], stderr)
+		return serve(args[1:], stdout, stderr)
+	case "model-server":
+		// Hidden: how the process backend runs a built-in model server.
+		if len(args) < 2 {
+			fmt.Fprintln(stderr, "usage: sagehost model-server NAME serve")
+			return 2
+		}
+		if err := modelserver.Run(args[1], args[2:]); err != nil {
+			fmt.Fprintln(stderr, "sagehost model-server:", err)
+			return 2
+		}
+		return 0
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "sagehost", version)
 		return 0
@@ -93,7 +105,7 @@ func envInt(name string, def int) int {
 	return def
 }
 
-func serve(args []string, stderr io.Writer) int {
+func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg server.Config
@@ -106,6 +118,7 @@ func serve(args []string, stderr io.Writer) int {
 	fs.StringVar(&cfg.S3Region, "s3-region", envOr("SAGEHOST_S3_REGION", "us-east-1"), "region of the S3 client (env SAGEHOST_S3_REGION)")
 	fs.IntVar(&cfg.PortMin, "port-min", envInt("SAGEHOST_PORT_MIN", 20000), "lowest port given to model processes (env SAGEHOST_PORT_MIN)")
 	fs.IntVar(&cfg.PortMax, "port-max", envInt("SAGEHOST_PORT_MAX", 29999), "highest port given to model processes (env SAGEHOST_PORT_MAX)")
+	fs.BoolVar(&cfg.Example, "example", false, "deploy the built-in example model as endpoint \"example\" (region us-east-1) and print the AWS CLI command that invokes it")
 	logFormat := fs.String("log-format", envOr("SAGEHOST_LOG_FORMAT", "text"), "log format: text or json (env SAGEHOST_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr("SAGEHOST_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SAGEHOST_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
@@ -124,6 +137,7 @@ func serve(args []string, stderr io.Writer) int {
 		return 2
 	}
 	cfg.Logger = logger
+	cfg.Announce = stdout
 	slog.SetDefault(logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

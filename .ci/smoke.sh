@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# CI smoke test: sagehost driven by the AWS CLI and boto3 that the machine
+# already has, against a real model process; then the README's quickstart
+# command and the AWS CLI command it prints.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+go build -o "$work/sagehost" ./cmd/sagehost
+go build -o "$work/model-server" ./examples/model-server
+
+cat >"$work/credentials" <<CREDS
+[ci]
+aws_access_key_id = AKIDSMOKETEST
+aws_secret_access_key = smoke-secret
+aws_account_id = 123456789012
+CREDS
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+setsid "$work/sagehost" serve --listen "127.0.0.1:$port" --data-dir "$work/data" --credentials "$work/credentials" >"$work/sagehost.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+
+export AWS_ACCESS_KEY_ID=AKIDSMOKETEST AWS_SECRET_ACCESS_KEY=smoke-secret AWS_DEFAULT_REGION=us-east-1
+unset AWS_SESSION_TOKEN AWS_PROFILE
+url="http://127.0.0.1:$port"
+
+echo "== AWS CLI"
+aws sagemaker create-model --endpoint-url "$url" --model-name cli-model \
+	--primary-container "Image=$work/model-server,Environment={TESTMODEL_NAME=cli}" >/dev/null
+aws sagemaker create-endpoint-config --endpoint-url "$url" --endpoint-config-name cli-config \
+	--production-variants VariantName=AllTraffic,ModelName=cli-model,InitialInstanceCount=1,InstanceType=ml.m5.large >/dev/null
+aws sagemaker create-endpoint --endpoint-url "$url" --endpoint-name cli-endpoint --endpoint-config-name cli-config >/dev/null
+status=""
+for _ in $(seq 300); do
+	status=$(aws sagemaker describe-endpoint --endpoint-url "$url" --endpoint-name cli-endpoint --query EndpointStatus --output text)
+	[ "$status" = InService ] && break
+	sleep 0.2
+done
+[ "$status" = InService ] || { echo "cli-endpoint is $status"; cat "$work/sagehost.log"; exit 1; }
+aws sagemaker-runtime invoke-endpoint --endpoint-url "$url" --endpoint-name cli-endpoint \
+	--content-type text/csv --body '1,2,3' "$work/out.json" >"$work/meta.json"
+grep -q '"name":"cli"' "$work/out.json" && grep -q '"body":"1,2,3"' "$work/out.json" || { echo "unexpected answer:"; cat "$work/out.json"; exit 1; }
+grep -q '"InvokedProductionVariant": "AllTraffic"' "$work/meta.json" || { cat "$work/meta.json"; exit 1; }
+if aws sagemaker describe-endpoint --endpoint-url "$url" --endpoint-name missing 2>"$work/err.txt"; then exit 1; fi
+grep -q "ValidationException" "$work/err.txt" || { cat "$work/err.txt"; exit 1; }
+if AWS_SECRET_ACCESS_KEY=wrong aws sagemaker list-models --endpoint-url "$url" 2>"$work/err.txt"; then exit 1; fi
+grep -q "InvalidSignatureException" "$work/err.txt" || { cat "$work/err.txt"; exit 1; }
+echo "AWS CLI smoke test passed"
+
+echo "== boto3"
+SAGEHOST_URL="$url" MODEL_SERVER="$work/model-server" python3 .ci/smoke.py
+
+echo "== README quickstart"
+# The README's first command, as given there, run from a clean data dir.
+quickstart=$(grep -m1 -E '^go run .*--example$' README.md)
+[ -n "$quickstart" ] || { echo "README has no quickstart command"; exit 1; }
+echo "\$ $quickstart"
+XDG_DATA_HOME="$work/xdg" setsid bash -c "exec $quickstart" >"$work/quickstart.out" 2>"$work/quickstart.err" &
+pids+=($!)
+invoke=""
+for _ in $(seq 600); do
+	invoke=$(sed -n 's/^  \(AWS_ACCESS_KEY_ID=.*aws sagemaker-runtime invoke-endpoint .*\)$/\1/p' "$work/quickstart.out")
+	[ -n "$invoke" ] && break
+	sleep 0.2
+done
+[ -n "$invoke" ] || { echo "quickstart printed no command"; cat "$work/quickstart.out" "$work/quickstart.err"; exit 1; }
+echo "\$ $invoke"
+(cd "$work" && bash -c "$invoke" | cat >"$work/qs-answer.txt")
+grep -qF '"name":"example"' "$work/qs-answer.txt" && grep -qF '"InvokedProductionVariant": "AllTraffic"' "$work/qs-answer.txt" || { cat "$work/qs-answer.txt"; exit 1; }
+echo "quickstart smoke test passed"

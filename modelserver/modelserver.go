@@ -1,0 +1,62 @@
+// Package modelserver holds sagehost's built-in model servers: programs in
+// the sagehost binary itself that speak the SageMaker container contract
+// (GET /ping, POST /invocations on SAGEMAKER_BIND_TO_PORT), so that a model
+// whose Image names one runs with nothing else installed.
+//
+// A built-in server runs as `sagehost model-server NAME serve`; the process
+// backend starts it like any model executable.
+package modelserver
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/sagehost/sagehost/internal/testmodel"
+)
+
+// ImagePrefix starts the image name of every built-in server.
+const ImagePrefix = "sagehost/"
+
+// servers maps a built-in server's name to its main function.
+var servers = map[string]func(){
+	// example is the repository's example model server: it answers every
+	// invocation with a JSON report of what it received (see
+	// examples/model-server).
+	"example": testmodel.Main,
+}
+
+// Lookup returns the built-in server an image names (e.g. "sagehost/example"
+// or "sagehost/example:latest"), if any.
+func Lookup(image string) (name string, ok bool) {
+	rest, found := strings.CutPrefix(image, ImagePrefix)
+	if !found {
+		return "", false
+	}
+	name, _, _ = strings.Cut(rest, ":")
+	_, ok = servers[name]
+	return name, ok
+}
+
+// Names lists the built-in servers.
+func Names() []string {
+	var names []string
+	for n := range servers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Run runs the named built-in server; args must be ["serve"].
+func Run(name string, args []string) error {
+	main, ok := servers[name]
+	if !ok {
+		return fmt.Errorf("no built-in model server %q (have %s)", name, strings.Join(Names(), ", "))
+	}
+	if len(args) != 1 || args[0] != "serve" {
+		return fmt.Errorf("a model server is started with the single argument \"serve\", got %q", args)
+	}
+	main()
+	return nil
+}
