@@ -357,6 +357,18 @@ func (f *Fetcher) cached(loc *location, fingerprint string) (string, bool) {
 	return dir, true
 }
 
+// publish commits a filled stage as the artifact of its digest and records
+// the source in the index; it returns the artifact's directory.
+func (f *Fetcher) publish(st *stage, loc *location, fingerprint, digest string) (string, error) {
+	dir, err := st.commit(digest)
+	if err != nil {
+		return "", err
+	}
+	f.remember(loc, fingerprint, digest)
+	f.log.Info("artifact: model data ready", "url", loc.uri, "digest", digest)
+	return dir, nil
+}
+
 // remember records a completed fetch in the index.
 func (f *Fetcher) remember(loc *location, fingerprint, digest string) {
 	if err := f.idx.put(loc.identity(), indexEntry{URI: loc.uri, Fingerprint: fingerprint, Digest: digest}); err != nil {

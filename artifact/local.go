@@ -72,13 +72,7 @@ func (f *Fetcher) fetchLocal(ctx context.Context, loc *location) (string, error)
 		st.discard()
 		return "", err
 	}
-	dir, err := st.commit(digest)
-	if err != nil {
-		return "", err
-	}
-	f.remember(loc, fingerprint, digest)
-	f.log.Info("artifact: model data ready", "url", loc.uri, "digest", digest)
-	return dir, nil
+	return f.publish(st, loc, fingerprint, digest)
 }
 
 func localError(uri string, err error) error {
@@ -212,13 +206,7 @@ func (f *Fetcher) fetchLocalDir(ctx context.Context, loc *location) (string, err
 		return "", err
 	}
 	digest := st.digest()
-	dir, err := st.commit(digest)
-	if err != nil {
-		return "", err
-	}
-	f.remember(loc, fingerprint, digest)
-	f.log.Info("artifact: model data ready", "url", loc.uri, "digest", digest)
-	return dir, nil
+	return f.publish(st, loc, fingerprint, digest)
 }
 
 func (s *stage) copyLocal(ctx context.Context, loc *location, ents []localEntry) error {

@@ -137,13 +137,7 @@ func (f *Fetcher) fetchS3Object(ctx context.Context, loc *location) (string, err
 		st.discard()
 		return "", err
 	}
-	dir, err := st.commit(digest)
-	if err != nil {
-		return "", err
-	}
-	f.remember(loc, fingerprint, digest)
-	f.log.Info("artifact: model data ready", "url", loc.uri, "digest", digest)
-	return dir, nil
+	return f.publish(st, loc, fingerprint, digest)
 }
 
 func objectFingerprint(etag string, size int64) string {
@@ -218,13 +212,7 @@ func (f *Fetcher) fetchS3Prefix(ctx context.Context, loc *location) (string, err
 		return "", err
 	}
 	digest := st.digest()
-	dir, err := st.commit(digest)
-	if err != nil {
-		return "", err
-	}
-	f.remember(loc, fingerprint, digest)
-	f.log.Info("artifact: model data ready", "url", loc.uri, "digest", digest)
-	return dir, nil
+	return f.publish(st, loc, fingerprint, digest)
 }
 
 // downloadObjects downloads objs into the stage, a few at a time.

@@ -385,14 +385,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, c sagehost.Caller, in *Upd
 		}
 		excluded[e.VariantPropertyType] = true
 	}
-	rec, err := s.Store.Update(ctx, sagehost.KindEndpoint, c.Account, c.Region, in.EndpointName, func(r *sagehost.Record) error {
-		if err := checkUpdatable(r); err != nil {
-			return err
-		}
-		st, err := DecodeEndpointState(r)
-		if err != nil {
-			return err
-		}
+	return s.updateEndpoint(ctx, c, in.EndpointName, "update endpoint", func(r *sagehost.Record, st *sagehost.EndpointState) error {
 		if in.RetainAllVariantProperties && st.Serving != nil {
 			for i := range d.Variants {
 				old := st.Serving.Variant(d.Variants[i].VariantName)
@@ -412,17 +405,8 @@ func (s *Service) UpdateEndpoint(ctx context.Context, c sagehost.Caller, in *Upd
 		if !in.RetainDeploymentConfig {
 			st.LastDeploymentConfig = in.DeploymentConfig
 		}
-		r.Status = sagehost.StatusUpdating
-		r.LastModifiedTime = s.now()
-		return encodeState(r, st)
+		return nil
 	})
-	if errors.Is(err, sagehost.ErrNotFound) {
-		return nil, endpointNotFound(c, in.EndpointName)
-	} else if err != nil {
-		return nil, storeErr("update endpoint", err)
-	}
-	s.notify(sagehost.EndpointKey{Account: c.Account, Region: c.Region, Name: rec.Name})
-	return &EndpointArnOutput{EndpointArn: rec.ARN}, nil
 }
 
 // UpdateEndpointWeightsAndCapacitiesInput is the request of
@@ -439,14 +423,7 @@ type UpdateEndpointWeightsAndCapacitiesInput struct {
 // UpdateEndpointWeightsAndCapacities changes variant weights and instance
 // counts of a running endpoint in place.
 func (s *Service) UpdateEndpointWeightsAndCapacities(ctx context.Context, c sagehost.Caller, in *UpdateEndpointWeightsAndCapacitiesInput) (*EndpointArnOutput, error) {
-	rec, err := s.Store.Update(ctx, sagehost.KindEndpoint, c.Account, c.Region, in.EndpointName, func(r *sagehost.Record) error {
-		if err := checkUpdatable(r); err != nil {
-			return err
-		}
-		st, err := DecodeEndpointState(r)
-		if err != nil {
-			return err
-		}
+	return s.updateEndpoint(ctx, c, in.EndpointName, "update endpoint weights and capacities", func(r *sagehost.Record, st *sagehost.EndpointState) error {
 		if st.Serving == nil {
 			return validation("Cannot update in-progress endpoint %q.", r.ARN)
 		}
@@ -483,14 +460,32 @@ func (s *Service) UpdateEndpointWeightsAndCapacities(ctx context.Context, c sage
 		if total <= 0 {
 			return validation("The sum of the desired weights of the variants must be greater than 0.")
 		}
+		return nil
+	})
+}
+
+// updateEndpoint applies a change to an InService endpoint in one store
+// transaction, marks it Updating and tells the reconciler.
+func (s *Service) updateEndpoint(ctx context.Context, c sagehost.Caller, name, op string, change func(*sagehost.Record, *sagehost.EndpointState) error) (*EndpointArnOutput, error) {
+	rec, err := s.Store.Update(ctx, sagehost.KindEndpoint, c.Account, c.Region, name, func(r *sagehost.Record) error {
+		if err := checkUpdatable(r); err != nil {
+			return err
+		}
+		st, err := DecodeEndpointState(r)
+		if err != nil {
+			return err
+		}
+		if err := change(r, st); err != nil {
+			return err
+		}
 		r.Status = sagehost.StatusUpdating
 		r.LastModifiedTime = s.now()
 		return encodeState(r, st)
 	})
 	if errors.Is(err, sagehost.ErrNotFound) {
-		return nil, endpointNotFound(c, in.EndpointName)
+		return nil, endpointNotFound(c, name)
 	} else if err != nil {
-		return nil, storeErr("update endpoint weights and capacities", err)
+		return nil, storeErr(op, err)
 	}
 	s.notify(sagehost.EndpointKey{Account: c.Account, Region: c.Region, Name: rec.Name})
 	return &EndpointArnOutput{EndpointArn: rec.ARN}, nil
