@@ -191,3 +191,32 @@ func TestInvokeErrors(t *testing.T) {
 	_, err = c.rt.InvokeEndpointAsync(ctx, &sagemakerruntime.InvokeEndpointAsyncInput{EndpointName: aws.String("errs"), InputLocation: aws.String("s3://b/k")})
 	apiErr(t, err, "NotImplemented", "InvokeEndpointAsync")
 }
+
+func TestSlowEndpointDoesNotBlockOthers(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, "")
+	c := newClients(srv, keyA)
+	deploy(t, c, "slow", modelEnv("slow"))
+	deploy(t, c, "fast", modelEnv("fast"))
+	slowDone := make(chan error, 1)
+	go func() {
+		_, err := c.rt.InvokeEndpoint(context.Background(), &sagemakerruntime.InvokeEndpointInput{
+			EndpointName: aws.String("slow"), ContentType: aws.String("application/json"), Body: []byte(`{"testmodel":{"sleep":"4s"}}`),
+		})
+		slowDone <- err
+	}()
+	// While the slow call is in flight, the other endpoint answers.
+	for i := 0; i < 5; i++ {
+		if _, r := invokeName(t, c, "fast", nil); r.Name != "fast" {
+			t.Fatalf("answered by %s", r.Name)
+		}
+		select {
+		case err := <-slowDone:
+			t.Fatalf("the slow call finished before the fast ones: %v", err)
+		default:
+		}
+	}
+	if err := <-slowDone; err != nil {
+		t.Fatalf("slow call: %v", err)
+	}
+}
