@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/sagehost/sagehost/internal/testmodel"
+	"github.com/sagehost/sagehost/modelserver/echo"
 )
 
 // ImagePrefix starts the image name of every built-in server.
@@ -24,6 +25,8 @@ var servers = map[string]func(){
 	// invocation with a JSON report of what it received (see
 	// examples/model-server).
 	"example": testmodel.Main,
+	// echo answers with the request's body: the benchmarks' model.
+	"echo": echo.Main,
 }
 
 // Lookup returns the built-in server an image names (e.g. "sagehost/example"
