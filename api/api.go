@@ -22,6 +22,7 @@ import (
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/invoke"
+	"github.com/sagehost/sagehost/metrics"
 )
 
 // Authenticator verifies a request's signature and names its caller.
@@ -38,9 +39,13 @@ type Handler struct {
 	Control *control.Service
 	Router  *invoke.Router
 	Logger  *slog.Logger
-	// Extra serves unauthenticated paths outside both APIs (for example
-	// /metrics), when set; nil for none.
-	Extra map[string]http.Handler
+	// Metrics are served at /metrics: to any SigV4-signed GET, restricted
+	// to the caller's account, or to anyone when PublicMetrics is set.
+	Metrics       *metrics.Metrics
+	PublicMetrics bool
+	// LogDir is the root of the container logs served at
+	// /logs/{EndpointName} to signed GETs ("" serves none).
+	LogDir string
 
 	bufs sync.Pool
 }
@@ -55,8 +60,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
-	case h.Extra[path] != nil:
-		h.Extra[path].ServeHTTP(w, r)
+	case strings.HasPrefix(path, "/logs/") && h.LogDir != "" && r.Method == http.MethodGet:
+		h.guard(w, runtime, func() { h.serveLogs(w, r) })
+	case path == "/metrics" && h.Metrics != nil && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		h.guard(w, runtime, func() { h.serveMetrics(w, r) })
 	case path == "/" || r.Header.Get("X-Amz-Target") != "":
 		h.guard(w, controlPlane, func() { h.serveControl(w, r) })
 	default:
@@ -83,6 +90,21 @@ func (h *Handler) guard(w http.ResponseWriter, p protocol, fn func()) {
 		}
 	}()
 	fn()
+}
+
+// serveMetrics serves Prometheus metrics: all of them when public, else the
+// signed caller's account's.
+func (h *Handler) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if h.PublicMetrics {
+		h.Metrics.Handler().ServeHTTP(w, r)
+		return
+	}
+	caller, err := h.Auth.Verify(r, nil)
+	if err != nil {
+		writeRuntimeError(w, h.Logger, err)
+		return
+	}
+	h.Metrics.AccountHandler(caller.Account).ServeHTTP(w, r)
 }
 
 // errTooLarge is returned by readBody for a body over its limit.

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/apimodel"
@@ -14,7 +15,15 @@ import (
 // runtimeRoute is one rest-json route under /endpoints/{EndpointName}/.
 type runtimeRoute struct {
 	op    string
-	serve func(h *Handler, w http.ResponseWriter, r *http.Request, name string, caller sagehost.Caller, body []byte)
+	serve func(h *Handler, w http.ResponseWriter, r *http.Request, call runtimeCall)
+}
+
+// runtimeCall is an authenticated runtime request.
+type runtimeCall struct {
+	name     string // EndpointName from the path
+	caller   sagehost.Caller
+	body     []byte
+	received time.Time
 }
 
 // runtimeRoutes lists the SageMaker Runtime operations by the last path
@@ -26,8 +35,8 @@ var runtimeRoutes = map[string]runtimeRoute{
 }
 
 // notYet answers an operation that later versions will serve.
-func notYet(op string) func(*Handler, http.ResponseWriter, *http.Request, string, sagehost.Caller, []byte) {
-	return func(h *Handler, w http.ResponseWriter, r *http.Request, name string, c sagehost.Caller, body []byte) {
+func notYet(op string) func(*Handler, http.ResponseWriter, *http.Request, runtimeCall) {
+	return func(h *Handler, w http.ResponseWriter, r *http.Request, call runtimeCall) {
 		writeRuntimeError(w, h.Logger, sagehost.Errorf(sagehost.CodeNotImplemented,
 			"%s is not implemented by this version of sagehost yet; use InvokeEndpoint.", op))
 	}
@@ -48,6 +57,7 @@ func parseRuntimePath(r *http.Request) (name, action string, ok bool) {
 }
 
 func (h *Handler) serveRuntime(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
 	name, action, ok := parseRuntimePath(r)
 	route, known := runtimeRoutes[action]
 	if !ok || !known {
@@ -75,16 +85,16 @@ func (h *Handler) serveRuntime(w http.ResponseWriter, r *http.Request) {
 		writeRuntimeError(w, h.Logger, err)
 		return
 	}
-	route.serve(h, w, r, name, caller, body)
+	route.serve(h, w, r, runtimeCall{name: name, caller: caller, body: body, received: received})
 }
 
 // invokeEndpoint serves InvokeEndpoint.
-func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, name string, caller sagehost.Caller, body []byte) {
+func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, call runtimeCall) {
 	hd := r.Header
 	req := &invoke.Request{
-		Caller:                  caller,
-		EndpointName:            name,
-		Body:                    body,
+		Caller:                  call.caller,
+		EndpointName:            call.name,
+		Body:                    call.body,
 		ContentType:             hd.Get("Content-Type"),
 		Accept:                  hd.Get("Accept"),
 		CustomAttributes:        hd.Get(invoke.HeaderCustomAttributes),
@@ -95,8 +105,9 @@ func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, name st
 		EnableExplanations:      hd.Get(invoke.HeaderEnableExplanations),
 		InferenceComponentName:  hd.Get(invoke.HeaderInferenceComponent),
 		SessionID:               hd.Get(invoke.HeaderSessionID),
+		Received:                call.received,
 	}
-	members := map[string]string{"EndpointName": name}
+	members := map[string]string{"EndpointName": call.name}
 	for member, v := range map[string]string{
 		"ContentType": req.ContentType, "Accept": req.Accept, "CustomAttributes": req.CustomAttributes,
 		"TargetModel": req.TargetModel, "TargetVariant": req.TargetVariant, "TargetContainerHostname": req.TargetContainerHostname,

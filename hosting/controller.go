@@ -15,6 +15,8 @@ import (
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/invoke"
+	"github.com/sagehost/sagehost/logstream"
+	"github.com/sagehost/sagehost/metrics"
 )
 
 // instance is the controller's record of one instance.
@@ -40,7 +42,8 @@ type controller struct {
 	instances map[string]*instance
 	fetches   map[string]fetchView
 	dirs      map[string]string // fetched model data by fetchKey
-	published any               // signature of the last routing table
+	vmetrics  map[string]*metrics.Variant
+	published any // signature of the last routing table
 	status    string
 	state     *sagehost.EndpointState
 	// bg tracks goroutines that start or stop instances, so that shutdown
@@ -57,6 +60,7 @@ func newController(m *Manager, key sagehost.EndpointKey) *controller {
 		instances: map[string]*instance{},
 		fetches:   map[string]fetchView{},
 		dirs:      map[string]string{},
+		vmetrics:  map[string]*metrics.Variant{},
 	}
 }
 
@@ -188,7 +192,11 @@ func (c *controller) reconcile(ctx context.Context) bool {
 			c.stop(ctx, inst)
 		}
 		c.m.cfg.Router.Remove(c.key)
-		return len(c.instances) == 0
+		if len(c.instances) == 0 {
+			c.m.cfg.Metrics.EndpointGone(c.key)
+			return true
+		}
+		return false
 	}
 	views := make([]instView, 0, len(c.instances))
 	for _, inst := range c.instances {
@@ -219,6 +227,7 @@ func (c *controller) reconcile(ctx context.Context) bool {
 			c.log.Warn("delete endpoint record", "err", err)
 			return false
 		}
+		c.m.cfg.Metrics.EndpointGone(c.key)
 		c.log.Info("endpoint deleted")
 		return true
 	}
@@ -363,7 +372,7 @@ func (c *controller) publish() {
 	s.Status = c.status
 	if d := c.state.Serving; d != nil && (c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating) {
 		for _, v := range d.Variants {
-			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight}
+			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight, Metrics: c.variantMetrics(v.VariantName)}
 			for _, pv := range d.Config.ProductionVariants {
 				if pv.VariantName == v.VariantName && pv.RoutingConfig != nil {
 					iv.Strategy = pv.RoutingConfig.RoutingStrategy
@@ -388,6 +397,19 @@ func (c *controller) publish() {
 	}
 	c.published = s
 	c.m.cfg.Router.Publish(t)
+}
+
+// variantMetrics returns a variant's invocation series, resolved once.
+func (c *controller) variantMetrics(variant string) *metrics.Variant {
+	if c.m.cfg.Metrics == nil {
+		return nil
+	}
+	vm, ok := c.vmetrics[variant]
+	if !ok {
+		vm = c.m.cfg.Metrics.Variant(c.key, variant)
+		c.vmetrics[variant] = vm
+	}
+	return vm
 }
 
 // fetch fetches one container's model data in the background.
@@ -481,7 +503,7 @@ func (c *controller) spec(inst *instance) (sagehost.InstanceSpec, bool) {
 			Args:        args,
 			Environment: cdef.Environment,
 			ModelDir:    dir,
-			LogPath:     LogPath(c.m.cfg.LogDir, c.key, inst.Variant, inst.ID, name),
+			LogPath:     logstream.Path(c.m.cfg.LogDir, c.key, inst.Variant, inst.ID, name),
 			BindToPort:  len(containers) > 1,
 		})
 	}
@@ -508,6 +530,7 @@ func (c *controller) restart(ctx context.Context, inst *instance) {
 		return
 	}
 	c.log.Info("restarting instance", "variant", inst.Variant, "instance", inst.ID, "restarts", inst.restarts)
+	c.m.cfg.Metrics.InstanceRestarted(c.key, inst.Variant, inst.ID)
 	inst.Phase, inst.StartedAt, inst.route = phaseStarting, time.Now(), nil
 	c.launch(ctx, inst, spec)
 }
@@ -609,6 +632,7 @@ func (c *controller) exited(inst *instance, st sagehost.ExitStatus) {
 	}
 	reason := fmt.Sprintf("The container of variant %q (instance %s) exited with %s %s.%s", inst.Variant, inst.ID, how, when, c.lastOutput(inst))
 	c.log.Warn("instance exited", "instance", inst.ID, "variant", inst.Variant, "how", how)
+	c.m.cfg.Metrics.InstanceHealthy(c.key, inst.Variant, inst.ID, false)
 	if inst.cancel != nil {
 		inst.cancel()
 	}
@@ -621,7 +645,7 @@ func (c *controller) lastOutput(inst *instance) string {
 	if !ok || len(spec.Containers) == 0 {
 		return ""
 	}
-	tail := Tail(spec.Containers[0].LogPath, 5, 400)
+	tail := logstream.Tail(spec.Containers[0].LogPath, 5, 400)
 	if tail == "" {
 		return " It printed nothing."
 	}
@@ -632,7 +656,11 @@ func (c *controller) healthChanged(inst *instance, healthy bool) {
 	if inst.Phase == phaseStopping || inst.Phase == phaseExited {
 		return
 	}
+	c.m.cfg.Metrics.InstanceHealthy(c.key, inst.Variant, inst.ID, healthy)
 	if healthy {
+		if inst.Phase == phaseRunning {
+			c.m.cfg.Metrics.ModelSetup(c.key, inst.Variant, time.Since(inst.StartedAt).Seconds())
+		}
 		inst.Phase, inst.EverHealthy, inst.healthySince = phaseHealthy, true, time.Now()
 		c.log.Info("instance passed its health check", "instance", inst.ID, "variant", inst.Variant)
 		return
@@ -667,6 +695,7 @@ func (c *controller) stop(ctx context.Context, inst *instance) {
 	go func() {
 		defer c.bg.Done()
 		c.halt(context.WithoutCancel(ctx), inst.ID)
+		c.m.cfg.Metrics.InstanceGone(c.key, inst.Variant, inst.ID)
 		c.post(ctx, func() { delete(c.instances, inst.ID) })
 	}()
 }

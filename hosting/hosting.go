@@ -22,6 +22,7 @@ import (
 
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/invoke"
+	"github.com/sagehost/sagehost/metrics"
 )
 
 // ModelData makes a container's model data available locally.
@@ -55,6 +56,9 @@ type Config struct {
 	Backend   sagehost.Backend
 	ModelData ModelData
 	Router    *invoke.Router
+	// Metrics records instance health, restarts and setup times, and the
+	// routing tables carry each variant's invocation series (nil: none).
+	Metrics *metrics.Metrics
 	// LogDir is the root of the per-instance logs.
 	LogDir string
 	Logger *slog.Logger

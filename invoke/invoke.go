@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/metrics"
 )
 
 // MaxPayloadBytes is InvokeEndpoint's limit on the request and response
@@ -54,6 +55,10 @@ type Request struct {
 	EnableExplanations      string
 	InferenceComponentName  string
 	SessionID               string
+
+	// Received is when sagehost received the call (for OverheadLatency);
+	// zero means now.
+	Received time.Time
 }
 
 // Router holds the routing tables and proxies invocations to instances.
@@ -195,9 +200,19 @@ func pick(v *Variant, skip *Instance) *Instance {
 // nothing, unless the error came after the response started (then it has
 // been logged and the connection is cut short).
 func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Request) error {
+	if req.Received.IsZero() {
+		req.Received = time.Now()
+	}
 	t, v, err := r.route(req)
 	if err != nil {
 		return err
+	}
+	vm := v.Metrics
+	if vm != nil {
+		vm.Invocations.Inc()
+		if n := v.healthyCount(); n > 0 {
+			vm.PerInstance.Add(1 / float64(n))
+		}
 	}
 	var skip *Instance
 	for attempt := 0; ; attempt++ {
@@ -206,9 +221,9 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 			return sagehost.Errorf(sagehost.CodeServiceUnavailable,
 				"No healthy instance of variant %s of endpoint %s of account %s is available. Try again later.", v.Name, req.EndpointName, req.Caller.Account)
 		}
-		err := r.forward(w, httpReq.Context(), t, v, in, req)
+		res := r.forward(w, httpReq.Context(), t, v, in, req)
 		var dialErr *dialError
-		if errors.As(err, &dialErr) && attempt == 0 {
+		if errors.As(res.err, &dialErr) && attempt == 0 {
 			// Nothing reached the container: take it out of routing until
 			// its health check passes again, and try another instance.
 			in.SetHealthy(false)
@@ -216,7 +231,38 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 			skip = in
 			continue
 		}
-		return err
+		if vm != nil {
+			record(vm, req.Received, res)
+		}
+		return res.err
+	}
+}
+
+// outcome is what became of one call to a container.
+type outcome struct {
+	status   int           // the container's HTTP status; 0 if it gave none
+	modelDur time.Duration // ModelLatency; 0 if the call never reached it
+	err      error         // nil: the answer was relayed
+}
+
+// record adds one call's outcome to its variant's metrics.
+func record(vm *metrics.Variant, received time.Time, res outcome) {
+	switch {
+	case res.status >= 400 && res.status < 500:
+		vm.Errors4xx.Inc()
+	case res.status >= 500:
+		vm.Errors5xx.Inc()
+	}
+	if sagehost.ErrorCode(res.err) == sagehost.CodeModelError {
+		vm.ModelErrors.Inc()
+	}
+	if res.modelDur > 0 {
+		vm.ModelLatency.Observe(res.modelDur.Seconds())
+		overhead := time.Since(received) - res.modelDur
+		if overhead < 0 {
+			overhead = 0
+		}
+		vm.OverheadLatency.Observe(overhead.Seconds())
 	}
 }
 
@@ -225,15 +271,22 @@ type dialError struct{ err error }
 func (e *dialError) Error() string { return "dial: " + e.err.Error() }
 
 // forward sends the call to one instance and relays the answer.
-func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, in *Instance, req *Request) error {
+func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, in *Instance, req *Request) (res outcome) {
 	in.inflight.Add(1)
 	defer in.inflight.Add(-1)
+	start := time.Now()
+	defer func() {
+		var dialErr *dialError
+		if !errors.As(res.err, &dialErr) {
+			res.modelDur = time.Since(start)
+		}
+	}()
 
 	ctx, cancel := context.WithTimeout(ctx, r.ModelTimeout)
 	defer cancel()
 	out, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+in.Addr+"/invocations", bytes.NewReader(req.Body))
 	if err != nil {
-		return fmt.Errorf("build container request: %w", err)
+		return outcome{err: fmt.Errorf("build container request: %w", err)}
 	}
 	// Only the headers the API defines reach the container.
 	h := out.Header
@@ -252,12 +305,14 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 	}
 	resp, err := r.transport.RoundTrip(out)
 	if err != nil {
-		return r.transportError(ctx, t, in, err)
+		return outcome{err: r.transportError(ctx, t, in, err)}
 	}
 	defer resp.Body.Close()
+	res.status = resp.StatusCode
 
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return r.modelError(t, in, resp)
+		res.err = r.modelError(t, in, resp)
+		return res
 	}
 	// Success: relay status, content type and custom attributes, then the
 	// body, never more than the API's payload limit.
@@ -273,7 +328,8 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 	wh[HeaderInvokedVariant] = []string{v.Name}
 	if resp.ContentLength >= 0 {
 		if resp.ContentLength > MaxPayloadBytes {
-			return r.oversizeError(t, in, resp.StatusCode)
+			res.err = r.oversizeError(t, in, resp.StatusCode)
+			return res
 		}
 		wh["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
 		w.WriteHeader(http.StatusOK)
@@ -288,22 +344,24 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 			r.Logger.Warn("relaying model response failed", "endpoint", t.Key.Name, "instance", in.ID, "err", err)
 			panic(http.ErrAbortHandler) // cut the response short so the client sees a broken body
 		}
-		return nil
+		return res
 	}
 	// Unknown length: buffer up to the limit to know whether it fits.
 	buf := r.getBuf()
 	defer r.putBuf(buf)
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxPayloadBytes+1))
 	if err != nil {
-		return r.transportError(ctx, t, in, err)
+		res.err = r.transportError(ctx, t, in, err)
+		return res
 	}
 	if n > MaxPayloadBytes {
-		return r.oversizeError(t, in, resp.StatusCode)
+		res.err = r.oversizeError(t, in, resp.StatusCode)
+		return res
 	}
 	wh["Content-Length"] = []string{strconv.FormatInt(n, 10)}
 	w.WriteHeader(http.StatusOK)
 	w.Write(buf.Bytes())
-	return nil
+	return res
 }
 
 // writerOnly hides every method but Write.

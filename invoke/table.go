@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/metrics"
 )
 
 // Instance is one running instance as the invoke path sees it. Its health
@@ -47,6 +48,19 @@ type Variant struct {
 	Weight    float64
 	Strategy  string // LEAST_OUTSTANDING_REQUESTS (default) or RANDOM
 	Instances []*Instance
+	// Metrics are the variant's series (nil: not recorded).
+	Metrics *metrics.Variant
+}
+
+// healthyCount returns how many instances take traffic now.
+func (v *Variant) healthyCount() int {
+	n := 0
+	for _, in := range v.Instances {
+		if in.Healthy() {
+			n++
+		}
+	}
+	return n
 }
 
 // Table is the immutable routing table of one endpoint. The reconciler

@@ -27,6 +27,7 @@ import (
 	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/hosting"
 	"github.com/sagehost/sagehost/invoke"
+	"github.com/sagehost/sagehost/metrics"
 	"github.com/sagehost/sagehost/modelserver"
 	"github.com/sagehost/sagehost/store/sqlite"
 )
@@ -56,6 +57,9 @@ type Config struct {
 	// S3Credentials are the credentials of the S3 client; nil means the AWS
 	// SDK's default chain (AWS_* variables, shared config).
 	S3Credentials aws.CredentialsProvider
+	// PublicMetrics serves /metrics to anyone; otherwise only to
+	// SigV4-signed requests, each seeing its own account's series.
+	PublicMetrics bool
 	// Example deploys the built-in example model as endpoint "example".
 	Example bool
 	// PortMin and PortMax bound the ports given to model processes.
@@ -85,6 +89,7 @@ type Server struct {
 	http    *http.Server
 	store   *sqlite.DB
 	router  *invoke.Router
+	metrics *metrics.Metrics
 	hosting *hosting.Manager
 	cancel  context.CancelFunc
 	served  chan error
@@ -163,11 +168,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	s.router = invoke.NewRouter(cfg.ModelTimeout, cfg.Logger)
+	s.metrics = metrics.New()
 	s.hosting = hosting.New(hosting.Config{
 		Store:          s.store,
 		Backend:        backend,
 		ModelData:      modelData{fetcher},
 		Router:         s.router,
+		Metrics:        s.metrics,
 		LogDir:         filepath.Join(cfg.DataDir, "logs"),
 		Logger:         cfg.Logger,
 		StartupTimeout: cfg.StartupTimeout,
@@ -180,6 +187,10 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Control: svc,
 		Router:  s.router,
 		Logger:  cfg.Logger,
+
+		Metrics:       s.metrics,
+		PublicMetrics: cfg.PublicMetrics,
+		LogDir:        filepath.Join(cfg.DataDir, "logs"),
 	}
 	if err := s.hosting.Start(ctx); err != nil {
 		return nil, fmt.Errorf("recover endpoints: %w", err)

@@ -5,6 +5,7 @@
 // Usage:
 //
 //	sagehost serve [--listen HOST:PORT] [--data-dir DIR] [--credentials FILE] [flags]
+//	sagehost logs ENDPOINT [--variant V] [--stream VARIANT/INSTANCE-ID] [--tail N] [--follow]
 //	sagehost version
 //
 // Run `sagehost serve -h` for every flag and the environment variable that
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "logs":
+		return logs(args[1:], stdout, stderr)
 	case "model-server":
 		// Hidden: how the process backend runs a built-in model server.
 		if len(args) < 2 {
@@ -73,6 +76,7 @@ func usage(w io.Writer) {
 
 Commands:
   serve     serve the SageMaker and SageMaker Runtime APIs and run endpoints
+  logs      print an endpoint's container logs (sagehost logs ENDPOINT [--variant V] [--follow])
   version   print the version
 
 Run 'sagehost serve -h' for the flags of serve.
@@ -118,6 +122,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.S3Region, "s3-region", envOr("SAGEHOST_S3_REGION", "us-east-1"), "region of the S3 client (env SAGEHOST_S3_REGION)")
 	fs.IntVar(&cfg.PortMin, "port-min", envInt("SAGEHOST_PORT_MIN", 20000), "lowest port given to model processes (env SAGEHOST_PORT_MIN)")
 	fs.IntVar(&cfg.PortMax, "port-max", envInt("SAGEHOST_PORT_MAX", 29999), "highest port given to model processes (env SAGEHOST_PORT_MAX)")
+	fs.BoolVar(&cfg.PublicMetrics, "public-metrics", os.Getenv("SAGEHOST_PUBLIC_METRICS") == "true", "serve Prometheus metrics at /metrics without authentication (env SAGEHOST_PUBLIC_METRICS=true); otherwise /metrics answers SigV4-signed GETs with the caller's account's series only")
 	fs.BoolVar(&cfg.Example, "example", false, "deploy the built-in example model as endpoint \"example\" (region us-east-1) and print the AWS CLI command that invokes it")
 	logFormat := fs.String("log-format", envOr("SAGEHOST_LOG_FORMAT", "text"), "log format: text or json (env SAGEHOST_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr("SAGEHOST_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SAGEHOST_LOG_LEVEL)")

@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,12 +24,23 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 
 	"github.com/sagehost/sagehost/internal/testmodel"
+	"github.com/sagehost/sagehost/modelserver"
+	"github.com/sagehost/sagehost/server"
 )
 
 // TestMain lets the test binary act as the model container.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "serve" && os.Getenv("TESTMODEL_AS_TEST_BINARY") == "1" {
 		testmodel.Main()
+		return
+	}
+	// Built-in images run the executable as `model-server NAME serve`; the
+	// test binary stands in for sagehost's.
+	if len(os.Args) > 2 && os.Args[1] == "model-server" {
+		if err := modelserver.Run(os.Args[2], os.Args[3:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
 		return
 	}
 	os.Exit(m.Run())
@@ -200,4 +214,45 @@ func isZombie(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+func TestLogsCommand(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_SESSION_TOKEN", "")
+	var announce strings.Builder
+	srv, err := server.Start(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Example: true,
+		PortMin: 32000, PortMax: 32999, Announce: &syncWriter{b: &announce}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close(context.Background())
+	var out, errb strings.Builder
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out.Reset()
+		errb.Reset()
+		code := run([]string{"logs", "example", "--endpoint-url", srv.URL(), "--tail", "5"}, &out, &errb)
+		if code == 0 && strings.Contains(out.String(), "AllTraffic/i-") && strings.Contains(out.String(), "listening") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sagehost logs: %q %q", out.String(), errb.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := run([]string{"logs", "nope", "--endpoint-url", srv.URL()}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "has no log streams") {
+		t.Fatalf("logs of a missing endpoint: %d %q", code, errb.String())
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
 }

@@ -1,0 +1,192 @@
+// Package metrics owns sagehost's Prometheus metrics, named and labelled
+// after SageMaker's CloudWatch endpoint metrics (Invocations,
+// Invocation4XXErrors, ModelLatency, OverheadLatency, ...), and the /metrics
+// handler. Latencies are histograms in seconds (Prometheus' base unit) with
+// buckets from 25 microseconds to a minute.
+//
+// The invoke path never looks metrics up by label: the reconciler resolves
+// each variant's series once (Variant) and hands them over with the routing
+// table, so recording a call is a few atomic adds.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sagehost/sagehost"
+)
+
+// LatencyBuckets span 25 µs to about a minute, doubling.
+var LatencyBuckets = append(prometheus.ExponentialBuckets(25e-6, 2, 22), 60)
+
+var endpointLabels = []string{"account", "region", "endpoint", "variant"}
+
+// Metrics is the set of sagehost's metrics, on its own registry.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	invocations     *prometheus.CounterVec
+	errors4xx       *prometheus.CounterVec
+	errors5xx       *prometheus.CounterVec
+	modelErrors     *prometheus.CounterVec
+	perInstance     *prometheus.CounterVec
+	modelLatency    *prometheus.HistogramVec
+	overheadLatency *prometheus.HistogramVec
+	modelSetupTime  *prometheus.HistogramVec
+	healthy         *prometheus.GaugeVec
+	restarts        *prometheus.CounterVec
+}
+
+// New registers sagehost's metrics, plus the Go runtime and process
+// collectors, on a new registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
+		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sagehost", Name: name, Help: help}, labels)
+		r.MustRegister(c)
+		return c
+	}
+	histogram := func(name, help string, labels ...string) *prometheus.HistogramVec {
+		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "sagehost", Name: name, Help: help, Buckets: LatencyBuckets}, labels)
+		r.MustRegister(h)
+		return h
+	}
+	instLabels := append(append([]string{}, endpointLabels...), "instance")
+	m := &Metrics{
+		Registry:        r,
+		invocations:     counter("invocations_total", "InvokeEndpoint requests sent to a variant (CloudWatch Invocations).", endpointLabels...),
+		errors4xx:       counter("invocation_4xx_errors_total", "Invocations for which the model returned a 4xx status (CloudWatch Invocation4XXErrors).", endpointLabels...),
+		errors5xx:       counter("invocation_5xx_errors_total", "Invocations for which the model returned a 5xx status (CloudWatch Invocation5XXErrors).", endpointLabels...),
+		modelErrors:     counter("invocation_model_errors_total", "Invocations the model did not answer with 2xx: error statuses, timeouts, broken connections, oversize answers (CloudWatch InvocationModelErrors).", endpointLabels...),
+		perInstance:     counter("invocations_per_instance_total", "Each invocation adds 1/(healthy instances of its variant) (CloudWatch InvocationsPerInstance).", endpointLabels...),
+		modelLatency:    histogram("model_latency_seconds", "Time to send the request to the container, and for it to answer and its answer to be relayed (CloudWatch ModelLatency).", endpointLabels...),
+		overheadLatency: histogram("overhead_latency_seconds", "Time spent in sagehost: the whole call minus ModelLatency (CloudWatch OverheadLatency).", endpointLabels...),
+		modelSetupTime:  histogram("model_setup_time_seconds", "Time from starting an instance until it first passes /ping (CloudWatch ModelSetupTime).", endpointLabels...),
+		restarts:        counter("instance_restarts_total", "Restarts of an instance after it exited.", instLabels...),
+	}
+	m.healthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sagehost", Name: "instance_healthy", Help: "1 when the instance passes /ping and takes traffic, else 0."}, instLabels)
+	r.MustRegister(m.healthy)
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func labels(key sagehost.EndpointKey, variant string) []string {
+	return []string{key.Account, key.Region, key.Name, variant}
+}
+
+// Variant holds one variant's invocation series, resolved once.
+type Variant struct {
+	Invocations     prometheus.Counter
+	Errors4xx       prometheus.Counter
+	Errors5xx       prometheus.Counter
+	ModelErrors     prometheus.Counter
+	PerInstance     prometheus.Counter
+	ModelLatency    prometheus.Observer
+	OverheadLatency prometheus.Observer
+}
+
+// Variant returns the series of one variant; nil when m is nil.
+func (m *Metrics) Variant(key sagehost.EndpointKey, variant string) *Variant {
+	if m == nil {
+		return nil
+	}
+	l := labels(key, variant)
+	return &Variant{
+		Invocations:     m.invocations.WithLabelValues(l...),
+		Errors4xx:       m.errors4xx.WithLabelValues(l...),
+		Errors5xx:       m.errors5xx.WithLabelValues(l...),
+		ModelErrors:     m.modelErrors.WithLabelValues(l...),
+		PerInstance:     m.perInstance.WithLabelValues(l...),
+		ModelLatency:    m.modelLatency.WithLabelValues(l...),
+		OverheadLatency: m.overheadLatency.WithLabelValues(l...),
+	}
+}
+
+// InstanceHealthy records whether an instance takes traffic.
+func (m *Metrics) InstanceHealthy(key sagehost.EndpointKey, variant, instance string, ok bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	m.healthy.WithLabelValues(append(labels(key, variant), instance)...).Set(v)
+}
+
+// InstanceRestarted counts a restart of an instance.
+func (m *Metrics) InstanceRestarted(key sagehost.EndpointKey, variant, instance string) {
+	if m == nil {
+		return
+	}
+	m.restarts.WithLabelValues(append(labels(key, variant), instance)...).Inc()
+}
+
+// ModelSetup records how long an instance took to first pass /ping.
+func (m *Metrics) ModelSetup(key sagehost.EndpointKey, variant string, seconds float64) {
+	if m == nil {
+		return
+	}
+	m.modelSetupTime.WithLabelValues(labels(key, variant)...).Observe(seconds)
+}
+
+// InstanceGone drops the series of an instance that was removed.
+func (m *Metrics) InstanceGone(key sagehost.EndpointKey, variant, instance string) {
+	if m == nil {
+		return
+	}
+	l := append(labels(key, variant), instance)
+	m.healthy.DeleteLabelValues(l...)
+	m.restarts.DeleteLabelValues(l...)
+}
+
+// EndpointGone drops every series of a deleted endpoint.
+func (m *Metrics) EndpointGone(key sagehost.EndpointKey) {
+	if m == nil {
+		return
+	}
+	match := prometheus.Labels{"account": key.Account, "region": key.Region, "endpoint": key.Name}
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{m.invocations, m.errors4xx, m.errors5xx, m.modelErrors, m.perInstance, m.modelLatency, m.overheadLatency, m.modelSetupTime, m.healthy, m.restarts} {
+		v.DeletePartialMatch(match)
+	}
+}
+
+// Handler serves every series in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
+
+// AccountHandler serves only the series of one account (and none of the
+// process-wide ones), for a caller authenticated as that account.
+func (m *Metrics) AccountHandler(account string) http.Handler {
+	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := m.Registry.Gather()
+		if err != nil {
+			return nil, err
+		}
+		var out []*dto.MetricFamily
+		for _, mf := range mfs {
+			var kept []*dto.Metric
+			for _, metric := range mf.Metric {
+				for _, lp := range metric.Label {
+					if lp.GetName() == "account" && lp.GetValue() == account {
+						kept = append(kept, metric)
+						break
+					}
+				}
+			}
+			if len(kept) > 0 {
+				mf.Metric = kept
+				out = append(out, mf)
+			}
+		}
+		return out, nil
+	})
+	return promhttp.HandlerFor(g, promhttp.HandlerOpts{})
+}
