@@ -22,6 +22,7 @@ import (
 // instance is the controller's record of one instance.
 type instance struct {
 	instView
+	backend      sagehost.Backend
 	handle       *sagehost.InstanceHandle
 	route        *invoke.Instance
 	restarts     int
@@ -132,20 +133,22 @@ func (c *controller) adopt(ctx context.Context, handles []*sagehost.InstanceHand
 	for _, h := range handles {
 		dep, variant := h.Labels[sagehost.LabelDeployment], h.Labels[sagehost.LabelVariant]
 		d := c.deployment(dep)
+		b := c.m.backend(h.Backend)
 		if d == nil || d.Variant(variant) == nil || c.status == sagehost.StatusDeleting || c.status == sagehost.StatusFailed {
 			c.log.Info("removing instance no deployment wants", "instance", h.ID)
-			c.destroy(ctx, h.ID)
+			c.destroy(ctx, b, h.ID)
 			continue
 		}
-		if err := c.m.cfg.Backend.Recover(ctx, h); err != nil {
+		if err := b.Recover(ctx, h); err != nil {
 			c.log.Info("instance left by an earlier run is gone; a new one will replace it", "instance", h.ID, "err", err)
-			c.destroy(ctx, h.ID)
+			c.destroy(ctx, b, h.ID)
 			continue
 		}
 		inst := &instance{
 			instView: instView{ID: h.ID, Deployment: dep, Variant: variant, Phase: phaseRunning,
 				EverHealthy: c.state.Serving != nil && c.state.Serving.ID == dep, StartedAt: time.Now()},
-			handle: h,
+			backend: b,
+			handle:  h,
 		}
 		c.instances[h.ID] = inst
 		c.log.Info("adopted running instance", "instance", h.ID, "variant", variant)
@@ -153,8 +156,8 @@ func (c *controller) adopt(ctx context.Context, handles []*sagehost.InstanceHand
 	}
 }
 
-func (c *controller) destroy(ctx context.Context, id string) {
-	if err := c.m.cfg.Backend.Destroy(ctx, id); err != nil && !errors.Is(err, sagehost.ErrInstanceNotFound) {
+func (c *controller) destroy(ctx context.Context, b sagehost.Backend, id string) {
+	if err := b.Destroy(ctx, id); err != nil && !errors.Is(err, sagehost.ErrInstanceNotFound) {
 		c.log.Warn("destroy instance", "instance", id, "err", err)
 	}
 }
@@ -517,8 +520,9 @@ func (c *controller) start(ctx context.Context, s startReq) {
 	if !ok {
 		return
 	}
+	inst.backend = c.m.backendFor(spec.Containers[0].Image)
 	c.instances[inst.ID] = inst
-	c.log.Info("starting instance", "variant", s.Variant, "instance", inst.ID)
+	c.log.Info("starting instance", "variant", s.Variant, "instance", inst.ID, "backend", inst.backend.Name())
 	c.launch(ctx, inst, spec)
 }
 
@@ -536,7 +540,7 @@ func (c *controller) restart(ctx context.Context, inst *instance) {
 }
 
 func (c *controller) launch(ctx context.Context, inst *instance, spec sagehost.InstanceSpec) {
-	b := c.m.cfg.Backend
+	b := inst.backend
 	restart := inst.handle != nil
 	c.bg.Add(1)
 	go func() {
@@ -551,7 +555,7 @@ func (c *controller) launch(ctx context.Context, inst *instance, spec sagehost.I
 		case c.events <- func() { c.started(ctx, inst, h, err) }:
 		case <-ctx.Done():
 			if err == nil { // sagehost is shutting down: nothing may be left running
-				c.halt(context.Background(), spec.ID)
+				c.halt(context.Background(), b, spec.ID)
 			}
 		}
 	}()
@@ -599,7 +603,7 @@ func (c *controller) watch(ctx context.Context, inst *instance) {
 	inst.route = route
 	mctx, cancel := context.WithCancel(ctx)
 	inst.cancel = cancel
-	go c.monitor(mctx, inst.ID, inst.handle.Addrs, route)
+	go c.monitor(mctx, inst.backend, inst.ID, inst.handle.Addrs, route)
 }
 
 func (c *controller) backoff(inst *instance, reason string) {
@@ -694,7 +698,7 @@ func (c *controller) stop(ctx context.Context, inst *instance) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		c.halt(context.WithoutCancel(ctx), inst.ID)
+		c.halt(context.WithoutCancel(ctx), inst.backend, inst.ID)
 		c.m.cfg.Metrics.InstanceGone(c.key, inst.Variant, inst.ID)
 		c.post(ctx, func() { delete(c.instances, inst.ID) })
 	}()
@@ -702,12 +706,11 @@ func (c *controller) stop(ctx context.Context, inst *instance) {
 
 // halt stops (SIGTERM, then SIGKILL after the stop timeout) and destroys an
 // instance.
-func (c *controller) halt(ctx context.Context, id string) {
-	b := c.m.cfg.Backend
+func (c *controller) halt(ctx context.Context, b sagehost.Backend, id string) {
 	if err := b.Stop(ctx, id, c.m.cfg.StopTimeout); err != nil && !errors.Is(err, sagehost.ErrInstanceNotFound) {
 		c.log.Warn("stop instance", "instance", id, "err", err)
 	}
-	c.destroy(ctx, id)
+	c.destroy(ctx, b, id)
 }
 
 // shutdown stops every instance when sagehost exits cleanly.
@@ -737,10 +740,10 @@ func (c *controller) shutdown() {
 			continue
 		}
 		wg.Add(1)
-		go func(id string) {
+		go func(b sagehost.Backend, id string) {
 			defer wg.Done()
-			c.halt(context.Background(), id)
-		}(inst.ID)
+			c.halt(context.Background(), b, id)
+		}(inst.backend, inst.ID)
 	}
 	wg.Wait()
 	c.bg.Wait()

@@ -52,10 +52,13 @@ const (
 
 // Config configures a Manager.
 type Config struct {
-	Store     sagehost.Store
-	Backend   sagehost.Backend
-	ModelData ModelData
-	Router    *invoke.Router
+	Store sagehost.Store
+	// Backends run instances; ChooseBackend picks one by the model's
+	// first container image (nil: always the first backend).
+	Backends      []sagehost.Backend
+	ChooseBackend func(image string) string
+	ModelData     ModelData
+	Router        *invoke.Router
 	// Metrics records instance health, restarts and setup times, and the
 	// routing tables carry each variant's invocation series (nil: none).
 	Metrics *metrics.Metrics
@@ -117,14 +120,20 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
-	handles, err := m.cfg.Backend.List(ctx)
-	if err != nil {
-		return fmt.Errorf("list %s instances: %w", m.cfg.Backend.Name(), err)
-	}
 	byEndpoint := map[string][]*sagehost.InstanceHandle{}
-	for _, h := range handles {
-		k := ctlKey(h.Labels[sagehost.LabelAccount], h.Labels[sagehost.LabelRegion], h.Labels[sagehost.LabelEndpoint])
-		byEndpoint[k] = append(byEndpoint[k], h)
+	for _, b := range m.cfg.Backends {
+		handles, err := b.List(ctx)
+		if err != nil {
+			// An engine that is down now cannot stop the others; its
+			// endpoints start new instances where they can.
+			m.log.Warn("cannot list instances", "backend", b.Name(), "err", err)
+			continue
+		}
+		for _, h := range handles {
+			h.Backend = b.Name()
+			k := ctlKey(h.Labels[sagehost.LabelAccount], h.Labels[sagehost.LabelRegion], h.Labels[sagehost.LabelEndpoint])
+			byEndpoint[k] = append(byEndpoint[k], h)
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -136,12 +145,30 @@ func (m *Manager) Start(ctx context.Context) error {
 	for _, hs := range byEndpoint {
 		for _, h := range hs {
 			m.log.Info("removing instance of an endpoint that no longer exists", "instance", h.ID, "endpoint", h.Labels[sagehost.LabelEndpoint])
-			if err := m.cfg.Backend.Destroy(ctx, h.ID); err != nil && !errors.Is(err, sagehost.ErrInstanceNotFound) {
+			if err := m.backend(h.Backend).Destroy(ctx, h.ID); err != nil && !errors.Is(err, sagehost.ErrInstanceNotFound) {
 				m.log.Warn("destroy orphaned instance", "instance", h.ID, "err", err)
 			}
 		}
 	}
 	return nil
+}
+
+// backend returns the backend of a name (the first one for "").
+func (m *Manager) backend(name string) sagehost.Backend {
+	for _, b := range m.cfg.Backends {
+		if b.Name() == name {
+			return b
+		}
+	}
+	return m.cfg.Backends[0]
+}
+
+// backendFor returns the backend that runs an image.
+func (m *Manager) backendFor(image string) sagehost.Backend {
+	if m.cfg.ChooseBackend == nil {
+		return m.cfg.Backends[0]
+	}
+	return m.backend(m.cfg.ChooseBackend(image))
 }
 
 // EndpointChanged tells the endpoint's controller to look again (control

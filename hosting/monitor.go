@@ -46,10 +46,10 @@ func ping(ctx context.Context, addrs []string) bool {
 // exit, and its health from /ping: polled quickly until it first passes,
 // then every HealthInterval. It flips the routing flag itself, so that
 // routing reacts at once, and tells the controller about changes.
-func (c *controller) monitor(ctx context.Context, id string, addrs []string, route *invoke.Instance) {
+func (c *controller) monitor(ctx context.Context, b sagehost.Backend, id string, addrs []string, route *invoke.Instance) {
 	exit := make(chan sagehost.ExitStatus, 1)
 	go func() {
-		st, err := c.m.cfg.Backend.Wait(ctx, id)
+		st, err := b.Wait(ctx, id)
 		if ctx.Err() != nil {
 			return
 		}

@@ -171,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	s.metrics = metrics.New()
 	s.hosting = hosting.New(hosting.Config{
 		Store:          s.store,
-		Backend:        backend,
+		Backends:       []sagehost.Backend{backend},
 		ModelData:      modelData{fetcher},
 		Router:         s.router,
 		Metrics:        s.metrics,
