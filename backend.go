@@ -15,6 +15,9 @@ const (
 	LabelVariant    = "sagehost.variant"
 	LabelDeployment = "sagehost.deployment"
 	LabelInstance   = "sagehost.instance"
+	// LabelGPUs lists the GPU devices of an instance, comma-separated, so
+	// that they stay reserved when the instance is adopted after a restart.
+	LabelGPUs = "sagehost.gpus"
 )
 
 // InstanceSpec describes one instance of a production variant: the
@@ -28,6 +31,9 @@ type InstanceSpec struct {
 	Labels map[string]string
 	// InstanceType is the ml.* instance type of the variant.
 	InstanceType string
+	// GPUs are the host GPU devices (e.g. "0", "1") assigned to this
+	// instance alone; empty for an instance type without GPUs.
+	GPUs []string
 	// Containers run side by side in the instance.
 	Containers []ContainerSpec
 }
