@@ -59,6 +59,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -257,7 +258,10 @@ func checkImage(image string) error {
 }
 
 // environ builds a container's environment from scratch.
-func environ(c sagehost.ContainerSpec, work, modelDir string, port int) ([]string, error) {
+// The instance sees only its own GPUs, as on an instance of its type:
+// CUDA_VISIBLE_DEVICES (and NVIDIA_VISIBLE_DEVICES) list the devices
+// assigned to it, and are empty for an instance type without GPUs.
+func environ(c sagehost.ContainerSpec, work, modelDir string, port int, gpus []string) ([]string, error) {
 	env := map[string]string{
 		"PATH":   DefaultPath,
 		"HOME":   work,
@@ -269,6 +273,11 @@ func environ(c sagehost.ContainerSpec, work, modelDir string, port int) ([]strin
 			return nil, fmt.Errorf("invalid environment variable %q", k)
 		}
 		env[k] = v
+	}
+	env["CUDA_VISIBLE_DEVICES"] = strings.Join(gpus, ",")
+	env["NVIDIA_VISIBLE_DEVICES"] = strings.Join(gpus, ",")
+	if len(gpus) == 0 {
+		env["NVIDIA_VISIBLE_DEVICES"] = "void"
 	}
 	env["SAGEMAKER_BIND_TO_PORT"] = strconv.Itoa(port)
 	env["SAGEMAKER_SAFE_PORT_RANGE"] = strconv.Itoa(port+1) + "-" + strconv.Itoa(port+portBlock-1)
@@ -400,7 +409,7 @@ func (b *Backend) launch(spec sagehost.InstanceSpec, dir string, ports []int) (i
 		if cs.LogPath == "" {
 			cs.LogPath = filepath.Join(dir, names[i], "output.log")
 		}
-		p, err := startProcess(c, &cs)
+		p, err := startProcess(c, &cs, spec.GPUs)
 		if err != nil {
 			return nil, nil, fmt.Errorf("container %s: %w", names[i], err)
 		}
@@ -419,11 +428,11 @@ func (b *Backend) launch(spec sagehost.InstanceSpec, dir string, ports []int) (i
 
 // startProcess starts one container process and fills in cs.PID and
 // cs.StartTime.
-func startProcess(c sagehost.ContainerSpec, cs *containerState) (*proc, error) {
+func startProcess(c sagehost.ContainerSpec, cs *containerState, gpus []string) (*proc, error) {
 	if err := os.MkdirAll(filepath.Join(cs.WorkDir, "tmp"), 0o755); err != nil {
 		return nil, err
 	}
-	env, err := environ(c, cs.WorkDir, cs.ModelDir, cs.Port)
+	env, err := environ(c, cs.WorkDir, cs.ModelDir, cs.Port, gpus)
 	if err != nil {
 		return nil, err
 	}

@@ -166,7 +166,7 @@ func TestEnvironmentFromScratch(t *testing.T) {
 	waitPing(t, h.Addrs[0])
 	rep := report(t, h.Addrs[0])
 
-	want := []string{"HOME", "LANG", "PATH", "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_SAFE_PORT_RANGE",
+	want := []string{"CUDA_VISIBLE_DEVICES", "HOME", "LANG", "NVIDIA_VISIBLE_DEVICES", "PATH", "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_SAFE_PORT_RANGE",
 		"SM_MODEL_DIR", "TESTMODEL_AS_TEST_BINARY", "TESTMODEL_NAME", "TMPDIR"}
 	if !reflect.DeepEqual(rep.EnvNames, want) {
 		t.Errorf("environment names = %v, want %v", rep.EnvNames, want)
@@ -461,5 +461,22 @@ func TestProcStat(t *testing.T) {
 	}
 	if _, _, err := procStat(1 << 30); err == nil {
 		t.Error("procStat of a missing pid succeeded")
+	}
+}
+
+func TestGPUsAreTheInstancesOwn(t *testing.T) {
+	b := newBackend(t, Config{})
+	sp := spec(t, "gpu", nil)
+	sp.GPUs = []string{"1", "3"}
+	h := start(t, b, sp)
+	waitPing(t, h.Addrs[0])
+	if env := report(t, h.Addrs[0]).Env; env["CUDA_VISIBLE_DEVICES"] != "1,3" || env["NVIDIA_VISIBLE_DEVICES"] != "1,3" {
+		t.Fatalf("GPU instance environment: %v", env)
+	}
+	// An instance without GPUs sees none.
+	cpu := start(t, b, spec(t, "cpu", nil))
+	waitPing(t, cpu.Addrs[0])
+	if env := report(t, cpu.Addrs[0]).Env; env["CUDA_VISIBLE_DEVICES"] != "" || env["NVIDIA_VISIBLE_DEVICES"] != "void" {
+		t.Fatalf("CPU instance environment: %v", env)
 	}
 }

@@ -391,7 +391,7 @@ func (h *handler) report(r *http.Request, body []byte) Report {
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
 		rep.EnvNames = append(rep.EnvNames, k)
-		if strings.HasPrefix(k, "SAGEMAKER_") || strings.HasPrefix(k, "SM_") || strings.HasPrefix(k, "TESTMODEL_") {
+		if strings.HasPrefix(k, "SAGEMAKER_") || strings.HasPrefix(k, "SM_") || strings.HasPrefix(k, "TESTMODEL_") || strings.HasPrefix(k, "CUDA_") || strings.HasPrefix(k, "NVIDIA_") {
 			rep.Env[k] = v
 		}
 	}
