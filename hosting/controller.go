@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/control"
+	"github.com/sagehost/sagehost/instancetype"
 	"github.com/sagehost/sagehost/invoke"
 	"github.com/sagehost/sagehost/logstream"
 	"github.com/sagehost/sagehost/metrics"
@@ -151,6 +153,11 @@ func (c *controller) adopt(ctx context.Context, handles []*sagehost.InstanceHand
 			handle:  h,
 		}
 		c.instances[h.ID] = inst
+		if g := h.Labels[sagehost.LabelGPUs]; g != "" && c.m.cfg.GPUs != nil {
+			if err := c.m.cfg.GPUs.Reserve(h.ID, strings.Split(g, ",")); err != nil {
+				c.log.Warn("adopted instance's GPUs", "instance", h.ID, "err", err)
+			}
+		}
 		c.log.Info("adopted running instance", "instance", h.ID, "variant", variant)
 		c.watch(ctx, inst)
 	}
@@ -522,6 +529,11 @@ func (c *controller) start(ctx context.Context, s startReq) {
 	}
 	inst.backend = c.m.backendFor(spec.Containers[0].Image)
 	c.instances[inst.ID] = inst
+	if err := c.assignGPUs(&spec); err != nil {
+		c.log.Warn("cannot place instance", "variant", s.Variant, "instance", inst.ID, "err", err)
+		inst.Phase, inst.Failure = phaseFailed, fmt.Sprintf("Could not start an instance of variant %q: %v", s.Variant, err)
+		return
+	}
 	c.log.Info("starting instance", "variant", s.Variant, "instance", inst.ID, "backend", inst.backend.Name())
 	c.launch(ctx, inst, spec)
 }
@@ -533,10 +545,38 @@ func (c *controller) restart(ctx context.Context, inst *instance) {
 		inst.NextRestart = time.Now().Add(time.Second)
 		return
 	}
+	if err := c.assignGPUs(&spec); err != nil {
+		c.backoff(inst, fmt.Sprintf("Could not restart instance %s of variant %q: %v", inst.ID, inst.Variant, err))
+		return
+	}
 	c.log.Info("restarting instance", "variant", inst.Variant, "instance", inst.ID, "restarts", inst.restarts)
 	c.m.cfg.Metrics.InstanceRestarted(c.key, inst.Variant, inst.ID)
 	inst.Phase, inst.StartedAt, inst.route = phaseStarting, time.Now(), nil
 	c.launch(ctx, inst, spec)
+}
+
+// assignGPUs gives an instance of a GPU type its own devices and records
+// them in its labels, so that they stay reserved after a restart.
+func (c *controller) assignGPUs(spec *sagehost.InstanceSpec) error {
+	t, ok := instancetype.Lookup(spec.InstanceType)
+	if !ok || !t.NVIDIA() || t.GPUs == 0 || c.m.cfg.GPUs == nil {
+		return nil
+	}
+	ids, err := c.m.cfg.GPUs.Allocate(spec.ID, spec.InstanceType, t.GPUs)
+	if err != nil {
+		return err
+	}
+	spec.GPUs = ids
+	spec.Labels[sagehost.LabelGPUs] = strings.Join(ids, ",")
+	return nil
+}
+
+// forget drops an instance that is gone, and frees its GPUs.
+func (c *controller) forget(id string) {
+	delete(c.instances, id)
+	if c.m.cfg.GPUs != nil {
+		c.m.cfg.GPUs.Release(id)
+	}
 }
 
 func (c *controller) launch(ctx context.Context, inst *instance, spec sagehost.InstanceSpec) {
@@ -566,7 +606,7 @@ func (c *controller) started(ctx context.Context, inst *instance, h *sagehost.In
 		c.log.Warn("instance failed to start", "instance", inst.ID, "err", err)
 		reason := fmt.Sprintf("Could not start the container of variant %q (instance %s): %v", inst.Variant, inst.ID, err)
 		if inst.stopWanted {
-			delete(c.instances, inst.ID)
+			c.forget(inst.ID)
 			return
 		}
 		inst.handle = nil
@@ -690,7 +730,7 @@ func (c *controller) stop(ctx context.Context, inst *instance) {
 		return
 	}
 	if inst.handle == nil {
-		delete(c.instances, inst.ID)
+		c.forget(inst.ID)
 		return
 	}
 	inst.Phase = phaseStopping
@@ -700,7 +740,7 @@ func (c *controller) stop(ctx context.Context, inst *instance) {
 		defer c.bg.Done()
 		c.halt(context.WithoutCancel(ctx), inst.backend, inst.ID)
 		c.m.cfg.Metrics.InstanceGone(c.key, inst.Variant, inst.ID)
-		c.post(ctx, func() { delete(c.instances, inst.ID) })
+		c.post(ctx, func() { c.forget(inst.ID) })
 	}()
 }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/gpu"
 	"github.com/sagehost/sagehost/invoke"
 	"github.com/sagehost/sagehost/metrics"
 )
@@ -62,6 +63,9 @@ type Config struct {
 	// Metrics records instance health, restarts and setup times, and the
 	// routing tables carry each variant's invocation series (nil: none).
 	Metrics *metrics.Metrics
+	// GPUs hands out the host's GPUs to instances of GPU types (nil: no
+	// accounting).
+	GPUs *gpu.Allocator
 	// LogDir is the root of the per-instance logs.
 	LogDir string
 	Logger *slog.Logger

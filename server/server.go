@@ -25,6 +25,7 @@ import (
 	"github.com/sagehost/sagehost/auth"
 	"github.com/sagehost/sagehost/backend/process"
 	"github.com/sagehost/sagehost/control"
+	"github.com/sagehost/sagehost/gpu"
 	"github.com/sagehost/sagehost/hosting"
 	"github.com/sagehost/sagehost/invoke"
 	"github.com/sagehost/sagehost/metrics"
@@ -62,6 +63,10 @@ type Config struct {
 	PublicMetrics bool
 	// Example deploys the built-in example model as endpoint "example".
 	Example bool
+	// GPUs lists the GPU devices instances may use: "" discovers them
+	// (nvidia-smi, /proc/driver/nvidia, /dev/nvidiaN), "none" uses none,
+	// "0,1" names them.
+	GPUs string
 	// PortMin and PortMax bound the ports given to model processes.
 	PortMin, PortMax int
 	// Announce receives a plain-text line for people when the example
@@ -169,12 +174,17 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.router = invoke.NewRouter(cfg.ModelTimeout, cfg.Logger)
 	s.metrics = metrics.New()
+	gpus := gpu.NewAllocator(gpu.Parse(ctx, cfg.GPUs))
+	if n := len(gpus.Devices()); n > 0 {
+		s.log.Info("GPUs for instances of GPU types", "devices", gpus.Devices())
+	}
 	s.hosting = hosting.New(hosting.Config{
 		Store:          s.store,
 		Backends:       []sagehost.Backend{backend},
 		ModelData:      modelData{fetcher},
 		Router:         s.router,
 		Metrics:        s.metrics,
+		GPUs:           gpus,
 		LogDir:         filepath.Join(cfg.DataDir, "logs"),
 		Logger:         cfg.Logger,
 		StartupTimeout: cfg.StartupTimeout,
