@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/control"
@@ -48,6 +49,9 @@ type Handler struct {
 	LogDir string
 
 	bufs sync.Pool
+	// validated remembers header values that passed validation.
+	validated  sync.Map
+	validatedN atomic.Int64
 }
 
 // ServeHTTP dispatches a request by its protocol.
@@ -127,7 +131,9 @@ func (h *Handler) readBody(r *http.Request, limit int64) (body []byte, release f
 		}
 	}
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// ReadFrom wants MinRead bytes free before it sees EOF; without
+		// them a fresh buffer would grow (and copy the body) once more.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	if err != nil {

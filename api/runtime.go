@@ -107,18 +107,7 @@ func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, call ru
 		SessionID:               hd.Get(invoke.HeaderSessionID),
 		Received:                call.received,
 	}
-	members := map[string]string{"EndpointName": call.name}
-	for member, v := range map[string]string{
-		"ContentType": req.ContentType, "Accept": req.Accept, "CustomAttributes": req.CustomAttributes,
-		"TargetModel": req.TargetModel, "TargetVariant": req.TargetVariant, "TargetContainerHostname": req.TargetContainerHostname,
-		"InferenceId": req.InferenceID, "EnableExplanations": req.EnableExplanations,
-		"InferenceComponentName": req.InferenceComponentName, "SessionId": req.SessionID,
-	} {
-		if v != "" {
-			members[member] = v
-		}
-	}
-	if err := apimodel.Runtime().ValidateMembers("InvokeEndpointInput", members); err != nil {
+	if err := h.validateInvoke(req); err != nil {
 		writeRuntimeError(w, h.Logger, err)
 		return
 	}
@@ -129,3 +118,45 @@ func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, call ru
 		writeRuntimeError(w, h.Logger, err)
 	}
 }
+
+// validateInvoke checks the header and path members of InvokeEndpoint
+// against the runtime model. Values that passed once are remembered (a
+// bounded set), so that the usual repeated endpoint names and content types
+// cost a map lookup.
+func (h *Handler) validateInvoke(req *invoke.Request) error {
+	members := [...]struct{ name, value string }{
+		{"EndpointName", req.EndpointName}, {"ContentType", req.ContentType}, {"Accept", req.Accept},
+		{"CustomAttributes", req.CustomAttributes}, {"TargetModel", req.TargetModel}, {"TargetVariant", req.TargetVariant},
+		{"TargetContainerHostname", req.TargetContainerHostname}, {"InferenceId", req.InferenceID},
+		{"EnableExplanations", req.EnableExplanations}, {"InferenceComponentName", req.InferenceComponentName},
+		{"SessionId", req.SessionID},
+	}
+	var unchecked map[string]string
+	for _, m := range members {
+		if m.value == "" && m.name != "EndpointName" {
+			continue
+		}
+		if _, ok := h.validated.Load(m.name + "\x00" + m.value); ok {
+			continue
+		}
+		if unchecked == nil {
+			unchecked = map[string]string{}
+		}
+		unchecked[m.name] = m.value
+	}
+	if unchecked == nil {
+		return nil
+	}
+	if err := apimodel.Runtime().ValidateMembers("InvokeEndpointInput", unchecked); err != nil {
+		return err
+	}
+	for name, value := range unchecked {
+		if h.validatedN.Add(1) <= maxValidated {
+			h.validated.Store(name+"\x00"+value, struct{}{})
+		}
+	}
+	return nil
+}
+
+// maxValidated bounds the set of remembered valid header values.
+const maxValidated = 4096

@@ -19,10 +19,18 @@ import (
 // accepts the request if one matches the signature it sent.
 func checkSignature(r *http.Request, req *signedRequest, cred Credential, payloadHashes [][]byte) error {
 	headers := signedHeaderValues(r, req.SignedHeaders)
-	for _, normalise := range headerNormalisers(headers) {
+	normalisers := headerNormalisers(headers)
+	// The signer writes into the request's headers: each attempt after the
+	// first works on a copy.
+	reuse := len(normalisers) == 1 && len(payloadHashes) == 1
+	for _, normalise := range normalisers {
 		normalised := normalise(headers)
 		for _, hash := range payloadHashes {
-			expected, err := expectedSignature(r, req, cred, hash, normalised)
+			h := normalised
+			if !reuse {
+				h = normalised.Clone()
+			}
+			expected, err := expectedSignature(r, req, cred, hash, h)
 			if err != nil {
 				return err
 			}
@@ -66,7 +74,7 @@ func expectedSignature(r *http.Request, req *signedRequest, cred Credential, pay
 
 // requestToSign builds the request the signer signs: the client's method,
 // path as sent, query (without X-Amz-Signature when presigned) and Host, and
-// a copy of the given headers. The signer adds Host, X-Amz-Date and (presigned) the
+// the given headers (which the signer then writes to). The signer adds Host, X-Amz-Date and (presigned) the
 // X-Amz-* query parameters itself, from the same values the client used.
 func requestToSign(r *http.Request, req *signedRequest, headers http.Header) *http.Request {
 	u := &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
@@ -75,7 +83,7 @@ func requestToSign(r *http.Request, req *signedRequest, headers http.Header) *ht
 		q.Del(querySignature)
 		u.RawQuery = q.Encode()
 	}
-	return &http.Request{Method: r.Method, URL: u, Host: r.Host, Header: headers.Clone()}
+	return &http.Request{Method: r.Method, URL: u, Host: r.Host, Header: headers}
 }
 
 // signatureOf extracts the Signature parameter from an Authorization header
@@ -109,17 +117,12 @@ func (s headerSet) IsSigned(name string) bool {
 // server moves them to. A signed header the request lacks gets an empty
 // value.
 func signedHeaderValues(r *http.Request, signed []string) http.Header {
-	byLower := make(map[string][]string, len(r.Header))
-	for k, vs := range r.Header {
-		lk := strings.ToLower(k)
-		byLower[lk] = append(byLower[lk], vs...)
-	}
-	out := make(http.Header, len(signed))
+	out := make(http.Header, len(signed)+3) // room for Host, X-Amz-Date, Authorization
 	for _, name := range signed {
 		if name == "host" {
 			continue
 		}
-		vals := byLower[name]
+		vals := headerValues(r.Header, name)
 		if len(vals) == 0 {
 			vals = movedHeader(r, name)
 		}
@@ -130,6 +133,22 @@ func signedHeaderValues(r *http.Request, signed []string) http.Header {
 		out[key] = append([]string(nil), vals...)
 	}
 	return out
+}
+
+// headerValues returns every value of a header, by its lowercase name. Go's
+// server stores valid names in canonical form; a name it could not
+// canonicalise is matched case-insensitively.
+func headerValues(h http.Header, lower string) []string {
+	if vs, ok := h[http.CanonicalHeaderKey(lower)]; ok {
+		return vs
+	}
+	var vals []string
+	for k, vs := range h {
+		if strings.EqualFold(k, lower) {
+			vals = append(vals, vs...)
+		}
+	}
+	return vals
 }
 
 // movedHeader returns the value of a header that Go's server takes out of
@@ -157,6 +176,9 @@ type headerNormaliser func(http.Header) http.Header
 // any whitespace while the Go SDK collapses only spaces, so the second
 // variant is tried only when the two differ for this request.
 func headerNormalisers(h http.Header) []headerNormaliser {
+	if alreadyNormal(h) {
+		return []headerNormaliser{func(h http.Header) http.Header { return h }}
+	}
 	spaces := mapValues(collapseSpaces)
 	for _, vs := range h {
 		for _, v := range vs {
@@ -166,6 +188,31 @@ func headerNormalisers(h http.Header) []headerNormaliser {
 		}
 	}
 	return []headerNormaliser{spaces}
+}
+
+// alreadyNormal reports whether no value has whitespace any normalisation
+// would change: none at either end, no tab, no run of spaces, no non-ASCII.
+func alreadyNormal(h http.Header) bool {
+	for _, vs := range h {
+		for _, v := range vs {
+			if v == "" {
+				continue
+			}
+			if isSpace(v[0]) || isSpace(v[len(v)-1]) || strings.Contains(v, "  ") || strings.ContainsAny(v, "\t\n\r\v\f") {
+				return false
+			}
+			for i := 0; i < len(v); i++ {
+				if v[i] >= 0x80 { // Unicode spaces count for some clients
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
 
 // mapValues returns a normaliser applying f to every value.

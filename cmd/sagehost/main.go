@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -144,6 +145,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Logger = logger
 	cfg.Announce = stdout
+	if os.Getenv("GOGC") == "" {
+		// sagehost's live heap is small (tens of MB) while every call
+		// allocates: collecting less often saves CPU on the invoke path
+		// for a few MB more memory. GOGC in the environment wins.
+		debug.SetGCPercent(400)
+	}
 	slog.SetDefault(logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
