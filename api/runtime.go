@@ -147,6 +147,7 @@ func (h *Handler) validateInvoke(req *invoke.Request) error {
 	if unchecked == nil {
 		return nil
 	}
+	unchecked["EndpointName"] = req.EndpointName // required: always part of a check
 	if err := apimodel.Runtime().ValidateMembers("InvokeEndpointInput", unchecked); err != nil {
 		return err
 	}
