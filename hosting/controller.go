@@ -594,7 +594,9 @@ func (c *controller) launch(ctx context.Context, inst *instance, spec sagehost.I
 		select {
 		case c.events <- func() { c.started(ctx, inst, h, err) }:
 		case <-ctx.Done():
-			if err == nil { // sagehost is shutting down: nothing may be left running
+			// sagehost is shutting down: nothing may be left running that
+			// the next start would not adopt.
+			if err == nil && !outlivesSagehost(b) {
 				c.halt(context.Background(), b, spec.ID)
 			}
 		}
@@ -753,7 +755,9 @@ func (c *controller) halt(ctx context.Context, b sagehost.Backend, id string) {
 	c.destroy(ctx, b, id)
 }
 
-// shutdown stops every instance when sagehost exits cleanly.
+// shutdown stops every instance when sagehost exits cleanly, except on
+// backends whose instances outlive sagehost (containers): those keep
+// serving and are adopted when sagehost starts again.
 func (c *controller) shutdown() {
 	for _, inst := range c.instances {
 		if inst.cancel != nil {
@@ -776,7 +780,7 @@ func (c *controller) shutdown() {
 	}
 	var wg sync.WaitGroup
 	for _, inst := range c.instances {
-		if inst.handle == nil || inst.Phase == phaseStopping {
+		if inst.handle == nil || inst.Phase == phaseStopping || outlivesSagehost(inst.backend) {
 			continue
 		}
 		wg.Add(1)
@@ -787,6 +791,13 @@ func (c *controller) shutdown() {
 	}
 	wg.Wait()
 	c.bg.Wait()
+}
+
+// outlivesSagehost reports whether a backend's instances keep running
+// without sagehost (Persistent() true), like containers under an engine.
+func outlivesSagehost(b sagehost.Backend) bool {
+	p, ok := b.(interface{ Persistent() bool })
+	return ok && p.Persistent()
 }
 
 func truncate(s string, n int) string {

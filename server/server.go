@@ -23,6 +23,7 @@ import (
 	"github.com/sagehost/sagehost/api"
 	"github.com/sagehost/sagehost/artifact"
 	"github.com/sagehost/sagehost/auth"
+	"github.com/sagehost/sagehost/backend/docker"
 	"github.com/sagehost/sagehost/backend/process"
 	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/gpu"
@@ -63,6 +64,10 @@ type Config struct {
 	PublicMetrics bool
 	// Example deploys the built-in example model as endpoint "example".
 	Example bool
+	// DockerHost is the container engine (Docker, or Podman's Docker API)
+	// for models whose Image is a container image: "" means DOCKER_HOST or
+	// the default socket.
+	DockerHost string
 	// GPUs lists the GPU devices instances may use: "" discovers them
 	// (nvidia-smi, /proc/driver/nvidia, /dev/nvidiaN), "none" uses none,
 	// "0,1" names them.
@@ -95,6 +100,7 @@ type Server struct {
 	store   *sqlite.DB
 	router  *invoke.Router
 	metrics *metrics.Metrics
+	docker  *docker.Backend
 	hosting *hosting.Manager
 	cancel  context.CancelFunc
 	served  chan error
@@ -168,6 +174,15 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("process backend: %w", err)
 	}
+	containers, err := docker.New(ctx, docker.Config{
+		Host:     cfg.DockerHost,
+		StateDir: filepath.Join(cfg.DataDir, "docker"),
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("container backend: %w", err)
+	}
+	s.docker = containers
 	s.ln, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
@@ -180,7 +195,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.hosting = hosting.New(hosting.Config{
 		Store:          s.store,
-		Backends:       []sagehost.Backend{backend},
+		Backends:       []sagehost.Backend{backend, containers},
+		ChooseBackend:  chooseBackend,
 		ModelData:      modelData{fetcher},
 		Router:         s.router,
 		Metrics:        s.metrics,
@@ -313,6 +329,9 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.router != nil {
 		s.router.Close()
 	}
+	if s.docker != nil {
+		s.docker.Close()
+	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("close store: %w", err))
@@ -322,6 +341,16 @@ func (s *Server) Close(ctx context.Context) error {
 		s.cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// chooseBackend runs executables and built-in images as local processes,
+// and every other image (a container image reference) on the container
+// engine.
+func chooseBackend(image string) string {
+	if _, builtin := modelserver.Lookup(image); builtin || filepath.IsAbs(image) {
+		return process.Name
+	}
+	return docker.Name
 }
 
 // resolveImage runs built-in images ("sagehost/NAME") as

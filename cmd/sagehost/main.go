@@ -123,6 +123,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.S3Region, "s3-region", envOr("SAGEHOST_S3_REGION", "us-east-1"), "region of the S3 client (env SAGEHOST_S3_REGION)")
 	fs.IntVar(&cfg.PortMin, "port-min", envInt("SAGEHOST_PORT_MIN", 20000), "lowest port given to model processes (env SAGEHOST_PORT_MIN)")
 	fs.IntVar(&cfg.PortMax, "port-max", envInt("SAGEHOST_PORT_MAX", 29999), "highest port given to model processes (env SAGEHOST_PORT_MAX)")
+	fs.StringVar(&cfg.DockerHost, "docker-host", envOr("SAGEHOST_DOCKER_HOST", ""), "container engine for models whose Image is a container image: Docker or Podman's Docker-compatible API, e.g. unix:///run/podman/podman.sock (env SAGEHOST_DOCKER_HOST; default DOCKER_HOST, else the usual Docker and Podman sockets)")
 	fs.StringVar(&cfg.GPUs, "gpus", envOr("SAGEHOST_GPUS", ""), "GPU devices for instances of GPU instance types: empty discovers the NVIDIA GPUs, \"none\" uses none, \"0,1\" names them (env SAGEHOST_GPUS); each instance gets as many as its type has, for itself alone")
 	fs.BoolVar(&cfg.PublicMetrics, "public-metrics", os.Getenv("SAGEHOST_PUBLIC_METRICS") == "true", "serve Prometheus metrics at /metrics without authentication (env SAGEHOST_PUBLIC_METRICS=true); otherwise /metrics answers SigV4-signed GETs with the caller's account's series only")
 	fs.BoolVar(&cfg.Example, "example", false, "deploy the built-in example model as endpoint \"example\" (region us-east-1) and print the AWS CLI command that invokes it")

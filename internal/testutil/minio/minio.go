@@ -73,15 +73,20 @@ func isExecutable(p string) bool {
 }
 
 // Start runs a MinIO server for the test and stops it at t.Cleanup. It
-// calls t.Skip when no minio binary is installed.
+// calls t.Skip when no minio binary is installed, or t.Fatal when
+// SAGEHOST_REQUIRE_MINIO=1 (as CI sets).
 func Start(t testing.TB) *Server {
 	t.Helper()
 	bin := Binary()
 	if bin == "" {
-		if p := os.Getenv("MINIO_BIN"); p != "" {
-			t.Skipf("MINIO_BIN=%q is not an executable file; %s", p, installHint)
+		skip := t.Skipf
+		if os.Getenv("SAGEHOST_REQUIRE_MINIO") == "1" {
+			skip = t.Fatalf
 		}
-		t.Skipf("minio binary not found ($MINIO_BIN, PATH, $(go env GOPATH)/bin); %s", installHint)
+		if p := os.Getenv("MINIO_BIN"); p != "" {
+			skip("MINIO_BIN=%q is not an executable file; %s", p, installHint)
+		}
+		skip("minio binary not found ($MINIO_BIN, PATH, $(go env GOPATH)/bin); %s", installHint)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {

@@ -1,0 +1,174 @@
+package docker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sagehost/sagehost"
+)
+
+// Labels on every container of this backend.
+const (
+	// LabelBackend is "docker" on every container this backend starts.
+	LabelBackend = "sagehost.backend"
+	// LabelDataDir is a hash of the StateDir of the sagehost that started
+	// the container.
+	LabelDataDir = "sagehost.datadir"
+
+	labelPrefix   = "sagehost.docker."
+	labelInstance = labelPrefix + "instance" // instance id
+	labelIndex    = labelPrefix + "index"    // container index in the spec
+	labelState    = labelPrefix + "state"    // the instance's state, JSON
+)
+
+// stateVersion is the version of the state layout (InstanceHandle.Version).
+const stateVersion = 1
+
+// state describes an instance: in the sagehost.docker.state label of each
+// of its containers (without container ids) and as InstanceHandle.State
+// (with them).
+type state struct {
+	Version      int               `json:"Version"`
+	Backend      string            `json:"Backend"`
+	ID           string            `json:"ID"`
+	Labels       map[string]string `json:"Labels,omitempty"`
+	InstanceType string            `json:"InstanceType,omitempty"`
+	GPUs         []string          `json:"GPUs,omitempty"`
+	Created      time.Time         `json:"Created"`
+	Containers   []containerState  `json:"Containers"`
+}
+
+// containerState is one container of an instance.
+type containerState struct {
+	// Name is the container's name within the instance: its hostname, or
+	// "primary" for a lone container without one, or container-<n>.
+	Name string `json:"Name"`
+	// EngineName is the container's name on the engine.
+	EngineName string `json:"EngineName"`
+	Hostname   string `json:"Hostname,omitempty"`
+	Image      string `json:"Image"`
+	LogPath    string `json:"LogPath"`
+	// Port is SAGEMAKER_BIND_TO_PORT inside the container.
+	Port int `json:"Port"`
+	// HostPort is where Port is published on 127.0.0.1.
+	HostPort int `json:"HostPort"`
+	// ContainerID is the engine's id; only in InstanceHandle.State.
+	ContainerID string `json:"ContainerID,omitempty"`
+}
+
+// handle returns the InstanceHandle of an instance.
+func (st *state) handle() *sagehost.InstanceHandle {
+	h := &sagehost.InstanceHandle{
+		ID:      st.ID,
+		Backend: Name,
+		Labels:  copyMap(st.Labels),
+		Version: st.Version,
+	}
+	for _, c := range st.Containers {
+		h.Addrs = append(h.Addrs, "127.0.0.1:"+strconv.Itoa(c.HostPort))
+	}
+	if raw, err := json.Marshal(st); err == nil {
+		h.State = raw
+	}
+	return h
+}
+
+// labelValue returns the state as stored in a label: without container ids.
+func (st *state) labelValue() (string, error) {
+	c := *st
+	c.Containers = make([]containerState, len(st.Containers))
+	for i, cs := range st.Containers {
+		cs.ContainerID = ""
+		c.Containers[i] = cs
+	}
+	raw, err := json.Marshal(&c)
+	if err != nil {
+		return "", fmt.Errorf("encode instance state: %w", err)
+	}
+	return string(raw), nil
+}
+
+func decodeState(raw []byte) (*state, error) {
+	var st state
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, fmt.Errorf("decode instance state: %w", err)
+	}
+	if st.Backend != Name {
+		return nil, fmt.Errorf("instance state belongs to backend %q, not %q", st.Backend, Name)
+	}
+	if st.Version < 1 || st.Version > stateVersion {
+		return nil, fmt.Errorf("instance state version %d not supported (want 1 to %d)", st.Version, stateVersion)
+	}
+	if st.ID == "" || len(st.Containers) == 0 {
+		return nil, errors.New("instance state has no id or no containers")
+	}
+	return &st, nil
+}
+
+// reservedLabel says whether a label key belongs to the backend itself.
+func reservedLabel(k string) bool {
+	return k == LabelBackend || k == LabelDataDir || strings.HasPrefix(k, labelPrefix)
+}
+
+var (
+	validID       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	validHostname = regexp.MustCompile(`^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$`)
+)
+
+// containerNames names the containers of an instance: the
+// ContainerHostname, "primary" for a lone container without one, or
+// container-<n> (the process backend's names).
+func containerNames(cs []sagehost.ContainerSpec) []string {
+	names := make([]string, len(cs))
+	seen := map[string]bool{}
+	for i, c := range cs {
+		n := c.Hostname
+		if !validHostname.MatchString(n) || n == "primary" || seen[n] {
+			n = "container-" + strconv.Itoa(i+1)
+			if len(cs) == 1 {
+				n = "primary"
+			}
+		}
+		seen[n] = true
+		names[i] = n
+	}
+	return names
+}
+
+// instanceDir is where the backend keeps an instance's files on the host.
+func (b *Backend) instanceDir(id string) string { return filepath.Join(b.cfg.StateDir, id) }
+
+// removeAll removes a directory tree, also when read-only directories are
+// in it.
+func removeAll(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil {
+		return nil
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
