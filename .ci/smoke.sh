@@ -73,5 +73,8 @@ done
 [ -n "$invoke" ] || { echo "quickstart printed no command"; cat "$work/quickstart.out" "$work/quickstart.err"; exit 1; }
 echo "\$ $invoke"
 (cd "$work" && bash -c "$invoke" | cat >"$work/qs-answer.txt")
-grep -qF '"name":"example"' "$work/qs-answer.txt" && grep -qF '"InvokedProductionVariant": "AllTraffic"' "$work/qs-answer.txt" || { cat "$work/qs-answer.txt"; exit 1; }
+# The example XGBoost model's own prediction for the sample row
+# (modelserver/xgboost/example/expected.txt, made by XGBoost itself).
+expected=$(cat modelserver/xgboost/example/expected.txt)
+grep -qF "$expected" "$work/qs-answer.txt" && grep -qF '"InvokedProductionVariant": "AllTraffic"' "$work/qs-answer.txt" || { echo "want $expected in:"; cat "$work/qs-answer.txt"; exit 1; }
 echo "quickstart smoke test passed"

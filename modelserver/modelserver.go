@@ -9,11 +9,13 @@ package modelserver
 
 import (
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/sagehost/sagehost/internal/testmodel"
 	"github.com/sagehost/sagehost/modelserver/echo"
+	"github.com/sagehost/sagehost/modelserver/xgboost"
 )
 
 // ImagePrefix starts the image name of every built-in server.
@@ -27,11 +29,23 @@ var servers = map[string]func(){
 	"example": testmodel.Main,
 	// echo answers with the request's body: the benchmarks' model.
 	"echo": echo.Main,
+	// xgboost serves XGBoost models as SageMaker's XGBoost container does;
+	// AWS's XGBoost image URIs map to it (see awsImage).
+	"xgboost": xgboost.Main,
 }
 
-// Lookup returns the built-in server an image names (e.g. "sagehost/example"
-// or "sagehost/example:latest"), if any.
+// awsImage matches the image URIs AWS publishes for its built-in XGBoost
+// container, in any region and partition, with any version tag:
+// 683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1 and
+// the older .../xgboost:latest.
+var awsImage = regexp.MustCompile(`^[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/(sagemaker-xgboost|xgboost)(:[^/@]+|@sha256:[0-9a-f]{64})?$`)
+
+// Lookup returns the built-in server an image names (e.g. "sagehost/xgboost"
+// or "sagehost/example:latest", or an AWS XGBoost image URI), if any.
 func Lookup(image string) (name string, ok bool) {
+	if awsImage.MatchString(image) {
+		return "xgboost", true
+	}
 	rest, found := strings.CutPrefix(image, ImagePrefix)
 	if !found {
 		return "", false

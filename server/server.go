@@ -270,8 +270,12 @@ func (s *Server) InvokeCommand(key sagehost.EndpointKey) string {
 	if s.devKeys {
 		env = fmt.Sprintf("AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s ", auth.DevCredential.AccessKeyID, auth.DevCredential.SecretAccessKey)
 	}
-	return fmt.Sprintf(`%saws sagemaker-runtime invoke-endpoint --endpoint-url %s --region %s --endpoint-name %s --content-type application/json --body '{"instances": [1, 2, 3]}' /dev/stdout`,
-		env, s.URL(), key.Region, key.Name)
+	contentType, body := "application/json", `{"instances": [1, 2, 3]}`
+	if s.cfg.Example && key.Name == ExampleEndpoint {
+		contentType, body = "text/csv", exampleBody()
+	}
+	return fmt.Sprintf(`%saws sagemaker-runtime invoke-endpoint --endpoint-url %s --region %s --endpoint-name %s --content-type %s --body '%s' /dev/stdout`,
+		env, s.URL(), key.Region, key.Name, contentType, body)
 }
 
 // announce logs how to invoke an endpoint that became InService.
@@ -279,7 +283,8 @@ func (s *Server) announce(key sagehost.EndpointKey) {
 	cmd := s.InvokeCommand(key)
 	s.log.Info("endpoint InService", "endpoint", key.Name, "account", key.Account, "region", key.Region, "invoke_with", cmd)
 	if s.cfg.Example && key.Name == ExampleEndpoint && s.cfg.Announce != nil {
-		fmt.Fprintf(s.cfg.Announce, "\nThe example endpoint is InService. Invoke it with the AWS CLI:\n\n  %s\n\n", cmd)
+		fmt.Fprintf(s.cfg.Announce, "\nThe example endpoint is InService: an XGBoost model of house prices (in $1000s) from\n"+
+			"floor area (m²), bedrooms, age (years) and distance to the centre (km).\nInvoke it with the AWS CLI:\n\n  %s\n\n", cmd)
 	}
 }
 

@@ -126,7 +126,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.DockerHost, "docker-host", envOr("SAGEHOST_DOCKER_HOST", ""), "container engine for models whose Image is a container image: Docker or Podman's Docker-compatible API, e.g. unix:///run/podman/podman.sock (env SAGEHOST_DOCKER_HOST; default DOCKER_HOST, else the usual Docker and Podman sockets)")
 	fs.StringVar(&cfg.GPUs, "gpus", envOr("SAGEHOST_GPUS", ""), "GPU devices for instances of GPU instance types: empty discovers the NVIDIA GPUs, \"none\" uses none, \"0,1\" names them (env SAGEHOST_GPUS); each instance gets as many as its type has, for itself alone")
 	fs.BoolVar(&cfg.PublicMetrics, "public-metrics", os.Getenv("SAGEHOST_PUBLIC_METRICS") == "true", "serve Prometheus metrics at /metrics without authentication (env SAGEHOST_PUBLIC_METRICS=true); otherwise /metrics answers SigV4-signed GETs with the caller's account's series only")
-	fs.BoolVar(&cfg.Example, "example", false, "deploy the built-in example model as endpoint \"example\" (region us-east-1) and print the AWS CLI command that invokes it")
+	fs.BoolVar(&cfg.Example, "example", false, "deploy an example XGBoost model (house prices) on the built-in XGBoost server as endpoint \"example\" (region us-east-1) and print the AWS CLI command that invokes it")
 	logFormat := fs.String("log-format", envOr("SAGEHOST_LOG_FORMAT", "text"), "log format: text or json (env SAGEHOST_LOG_FORMAT)")
 	logLevel := fs.String("log-level", envOr("SAGEHOST_LOG_LEVEL", "info"), "log level: debug, info, warn or error (env SAGEHOST_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {

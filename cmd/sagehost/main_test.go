@@ -232,14 +232,18 @@ func TestLogsCommand(t *testing.T) {
 	for {
 		out.Reset()
 		errb.Reset()
-		code := run([]string{"logs", "example", "--endpoint-url", srv.URL(), "--tail", "5"}, &out, &errb)
-		if code == 0 && strings.Contains(out.String(), "AllTraffic/i-") && strings.Contains(out.String(), "listening") {
+		code := run([]string{"logs", "example", "--endpoint-url", srv.URL()}, &out, &errb)
+		if code == 0 && strings.Contains(out.String(), "AllTraffic/i-") && strings.Contains(out.String(), "msg=serving server=xgboost") {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("sagehost logs: %q %q", out.String(), errb.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	out.Reset()
+	if code := run([]string{"logs", "example", "--endpoint-url", srv.URL(), "--tail", "1"}, &out, &errb); code != 0 || strings.Count(out.String(), "\n") != 1 {
+		t.Fatalf("logs --tail 1: %d %q", code, out.String())
 	}
 	if code := run([]string{"logs", "nope", "--endpoint-url", srv.URL()}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "has no log streams") {
 		t.Fatalf("logs of a missing endpoint: %d %q", code, errb.String())

@@ -1,0 +1,406 @@
+package xgboost
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Environment variables the server reads. All but the first two are
+// conventions of SageMaker's XGBoost container, set through the model's
+// Environment.
+const (
+	EnvModelDir         = "SM_MODEL_DIR"           // default /opt/ml/model
+	EnvBindToPort       = "SAGEMAKER_BIND_TO_PORT" // default 8080
+	EnvInferenceOutput  = "SAGEMAKER_INFERENCE_OUTPUT"
+	EnvDefaultAccept    = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+	EnvBatch            = "SAGEMAKER_BATCH"
+	EnvMaxContentLength = "MAX_CONTENT_LENGTH"
+)
+
+const (
+	// DefaultModelDir is where SageMaker extracts the model data.
+	DefaultModelDir = "/opt/ml/model"
+	// DefaultPort is the port of a container that gets no SAGEMAKER_BIND_TO_PORT.
+	DefaultPort = 8080
+	// DefaultMaxContentLength is the container's default MAX_CONTENT_LENGTH.
+	DefaultMaxContentLength = 6 * 1024 * 1024
+)
+
+// Request content types besides the answer types of output.go.
+const (
+	mimeLibSVM   = "text/libsvm"
+	mimeXLibSVM  = "text/x-libsvm"
+	mimeRecordIO = "application/x-recordio-protobuf"
+)
+
+// Config is the server's behaviour beyond the model.
+type Config struct {
+	// DefaultAccept answers requests without an Accept (or with */*);
+	// "" means text/csv.
+	DefaultAccept string
+	// InferenceOutput are the selectable inference output keys
+	// (SAGEMAKER_INFERENCE_OUTPUT, e.g. predicted_label, probability);
+	// none means plain predictions.
+	InferenceOutput []string
+	// Batch writes CSV answers as batch transform does (SAGEMAKER_BATCH).
+	Batch bool
+	// MaxContentLength bounds a request body; 0 means 6 MiB.
+	MaxContentLength int64
+	// Logger gets one line per request; nil discards them.
+	Logger *slog.Logger
+}
+
+// ConfigFromEnv reads the Config from the process environment.
+func ConfigFromEnv() (Config, error) {
+	cfg := Config{DefaultAccept: os.Getenv(EnvDefaultAccept), Batch: os.Getenv(EnvBatch) != ""}
+	if v, ok := os.LookupEnv(EnvInferenceOutput); ok {
+		for _, k := range strings.Split(strings.ToLower(strings.ReplaceAll(v, " ", "")), ",") {
+			cfg.InferenceOutput = append(cfg.InferenceOutput, k)
+		}
+	}
+	if v := os.Getenv(EnvMaxContentLength); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return cfg, fmt.Errorf("invalid %s %q", EnvMaxContentLength, v)
+		}
+		cfg.MaxContentLength = n
+	}
+	if cfg.DefaultAccept != "" {
+		mt, _, err := mime.ParseMediaType(cfg.DefaultAccept)
+		if err != nil || !supportedAccept(strings.ToLower(mt)) {
+			return cfg, fmt.Errorf("invalid %s %q: use one of %s", EnvDefaultAccept, cfg.DefaultAccept, acceptList)
+		}
+		cfg.DefaultAccept = strings.ToLower(mt)
+	}
+	return cfg, nil
+}
+
+type handler struct {
+	m   *Model
+	cfg Config
+}
+
+// NewHandler serves a model with the default Config: GET /ping,
+// POST /invocations and GET /execution-parameters.
+func NewHandler(model *Model) http.Handler { return NewHandlerWithConfig(model, Config{}) }
+
+// NewHandlerWithConfig serves a model.
+func NewHandlerWithConfig(model *Model, cfg Config) http.Handler {
+	if cfg.DefaultAccept == "" {
+		cfg.DefaultAccept = mimeCSV
+	}
+	if cfg.MaxContentLength <= 0 {
+		cfg.MaxContentLength = DefaultMaxContentLength
+	}
+	h := &handler{m: model, cfg: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", h.ping) // also HEAD
+	mux.HandleFunc("POST /invocations", h.invocations)
+	mux.HandleFunc("GET /execution-parameters", h.executionParameters)
+	return h.logged(mux)
+}
+
+func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
+	// The model was loaded before the server started: always ready.
+	w.WriteHeader(http.StatusOK)
+}
+
+// executionParameters answers batch transform's question as the container
+// does.
+func (h *handler) executionParameters(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", mimeJSON)
+	json.NewEncoder(w).Encode(map[string]any{
+		"MaxConcurrentTransforms": runtime.NumCPU(),
+		"BatchStrategy":           "MULTI_RECORD",
+		"MaxPayloadInMB":          h.cfg.MaxContentLength / (1024 * 1024),
+	})
+}
+
+// fail answers with the container's plain-text error body, which becomes
+// the client's ModelError OriginalMessage.
+func fail(w http.ResponseWriter, status int, msg string) {
+	if rec, ok := w.(*recorder); ok {
+		rec.err = msg
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	io.WriteString(w, msg)
+}
+
+func (h *handler) invocations(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxContentLength))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"The request body is larger than the %d bytes the model server accepts (%s).", tooBig.Limit, EnvMaxContentLength))
+			return
+		}
+		fail(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+		return
+	}
+	if len(body) == 0 {
+		w.WriteHeader(http.StatusNoContent) // as the container answers an empty body
+		return
+	}
+
+	ct := contentType(r.Header.Get("Content-Type"))
+	var rows rowSource
+	var width int
+	switch ct {
+	case mimeCSV:
+		x, err := parseCSV(body)
+		if err != nil {
+			fail(w, http.StatusUnsupportedMediaType, err.Error())
+			return
+		}
+		rows, width = x, x.Cols
+	case mimeLibSVM, mimeXLibSVM, mimeJSON, mimeJSONLines, mimeRecordIO:
+		parse := map[string]func([]byte) (*rowBatch, error){
+			mimeLibSVM: parseLibSVM, mimeXLibSVM: parseLibSVM, mimeJSON: parseJSON,
+			mimeJSONLines: parseJSONLines, mimeRecordIO: parseRecordIO,
+		}[ct]
+		b, err := parse(body)
+		if err != nil {
+			fail(w, http.StatusUnsupportedMediaType, err.Error())
+			return
+		}
+		rows, width = b, b.width
+	default:
+		fail(w, http.StatusUnsupportedMediaType, fmt.Sprintf(
+			"Content type %s is not supported. Supported content types: text/csv, text/libsvm, text/x-libsvm, "+
+				"application/json, application/jsonlines, application/x-recordio-protobuf.", orNone(r.Header.Get("Content-Type"))))
+		return
+	}
+	if rec, ok := w.(*recorder); ok {
+		rec.rows = rows.numRows()
+	}
+	if width > h.m.numFeature {
+		format := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(ct, "text/"), "application/"), "x-")
+		fail(w, http.StatusBadRequest, fmt.Sprintf(
+			"Unable to evaluate payload provided: Feature size of %s inference data %d is larger than feature size of trained model %d.",
+			format, width, h.m.numFeature))
+		return
+	}
+	pred := h.m.predict(rows, PredictOptions{})
+
+	accept, ok := h.accept(r.Header.Values("Accept"))
+	if !ok {
+		fail(w, http.StatusNotAcceptable, fmt.Sprintf(
+			"Accept type %s is not supported. Please use supported accept types: %s.", strings.Join(r.Header.Values("Accept"), ", "), acceptList))
+		return
+	}
+	var out []byte
+	if h.cfg.InferenceOutput != nil {
+		if h.m.obj.selectable == nil {
+			fail(w, http.StatusInternalServerError, fmt.Sprintf(
+				"Objective `%s` unsupported for selectable inference predictions.", h.m.obj.name))
+			return
+		}
+		sel := make([][]selected, pred.Rows)
+		for i := range sel {
+			sel[i] = selectPredictions(h.m.obj, h.m.numClass, pred.Row(i), h.cfg.InferenceOutput)
+		}
+		out = encodeSelected(sel, h.cfg.InferenceOutput, accept, h.cfg.Batch)
+	} else {
+		out = encodePredictions(pred, accept, h.cfg.Batch)
+	}
+	if accept == mimeCSV {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	} else {
+		w.Header().Set("Content-Type", accept)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	w.Write(out)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+// contentType reduces a Content-Type to its lower-case media type; the
+// container's short names "csv" and "libsvm" count, and an absent one is
+// text/csv.
+func contentType(h string) string {
+	mt, _, _ := strings.Cut(h, ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
+	switch mt {
+	case "", "csv":
+		return mimeCSV
+	case "libsvm":
+		return mimeLibSVM
+	}
+	return mt
+}
+
+const acceptList = "['application/json', 'application/jsonlines', 'text/csv']"
+
+func supportedAccept(mt string) bool {
+	return mt == mimeCSV || mt == mimeJSON || mt == mimeJSONLines
+}
+
+// accept chooses the answer's type: the first supported media range of
+// Accept (text/* meaning text/csv, application/* application/json), the
+// default for none or */*.
+func (h *handler) accept(values []string) (string, bool) {
+	if len(values) == 0 {
+		return h.cfg.DefaultAccept, true
+	}
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			mt = strings.ToLower(strings.TrimSpace(mt))
+			switch {
+			case mt == "" || mt == "*/*":
+				return h.cfg.DefaultAccept, true
+			case supportedAccept(mt):
+				return mt, true
+			case mt == "text/*":
+				return mimeCSV, true
+			case mt == "application/*":
+				return mimeJSON, true
+			}
+		}
+	}
+	return "", false
+}
+
+// logged writes one line per request.
+func (h *handler) logged(next http.Handler) http.Handler {
+	if h.cfg.Logger == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		attrs := []any{
+			"method", r.Method, "path", r.URL.Path, "status", rec.status, "bytes", rec.n,
+			"duration", time.Since(start).Round(time.Microsecond),
+		}
+		if rec.rows > 0 {
+			attrs = append(attrs, "rows", rec.rows)
+		}
+		level := slog.LevelInfo
+		if rec.err != "" {
+			level = slog.LevelWarn
+			attrs = append(attrs, "error", rec.err)
+		}
+		h.cfg.Logger.Log(r.Context(), level, "request", attrs...)
+	})
+}
+
+type recorder struct {
+	http.ResponseWriter
+	status      int
+	n           int64
+	wroteHeader bool
+	rows        int
+	err         string
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = code, true
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	n, err := r.ResponseWriter.Write(b)
+	r.n += int64(n)
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Main runs the XGBoost model server as the whole process: it loads the
+// model from $SM_MODEL_DIR (default /opt/ml/model), listens on
+// 0.0.0.0:$SAGEMAKER_BIND_TO_PORT (default 8080), logs to stdout, and exits
+// 0 after SIGTERM or SIGINT, 1 if it cannot start.
+func Main() {
+	os.Exit(run())
+}
+
+func run() int {
+	log := slog.New(slog.NewTextHandler(os.Stdout, nil)).With("server", "xgboost")
+	dir := DefaultModelDir
+	if v := os.Getenv(EnvModelDir); v != "" {
+		dir = v
+	}
+	port := DefaultPort
+	if v := os.Getenv(EnvBindToPort); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p <= 0 || p > 65535 {
+			log.Error("invalid "+EnvBindToPort, "value", v)
+			return 1
+		}
+		port = p
+	}
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		log.Error("bad configuration", "error", err)
+		return 1
+	}
+	cfg.Logger = log
+	start := time.Now()
+	model, err := Load(dir)
+	if err != nil {
+		log.Error("cannot load the model", "error", err)
+		return 1
+	}
+	if cfg.InferenceOutput != nil && model.obj.selectable == nil {
+		log.Warn("the objective has no selectable inference output; invocations will fail",
+			EnvInferenceOutput, strings.Join(cfg.InferenceOutput, ","), "objective", model.Objective())
+	}
+	addr := net.JoinHostPort("0.0.0.0", strconv.Itoa(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("cannot listen", "error", err)
+		return 1
+	}
+	srv := &http.Server{Handler: NewHandlerWithConfig(model, cfg), ReadHeaderTimeout: 30 * time.Second}
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sig := <-sigs
+		log.Info("shutting down", "signal", sig.String())
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	}()
+
+	log.Info("serving", "addr", addr, "pid", os.Getpid(), "model_dir", dir, "format", model.Format(),
+		"xgboost_version", model.Version(), "booster", model.Booster(), "objective", model.Objective(),
+		"features", model.NumFeature(), "trees", model.NumTrees(), "trees_used", model.DefaultTrees(),
+		"load_time", time.Since(start).Round(time.Millisecond))
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		log.Error("serving failed", "error", err)
+		return 1
+	}
+	<-done
+	log.Info("stopped")
+	return 0
+}
