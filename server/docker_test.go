@@ -130,3 +130,25 @@ func TestEndpointsOnContainers(t *testing.T) {
 		return err != nil
 	})
 }
+
+func TestContainerImageWithoutAnEngineFailsClearly(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, "", func(cfg *serverConfig) { cfg.DockerHost = "unix://" + filepath.Join(t.TempDir(), "no-engine.sock") })
+	c := newClients(srv, keyA)
+	ctx := ctxT(t)
+	// CreateModel of an image is accepted, as on SageMaker ...
+	if _, err := c.sm.CreateModel(ctx, &sagemaker.CreateModelInput{ModelName: aws.String("img"), PrimaryContainer: &smtypes.ContainerDefinition{
+		Image: aws.String("registry.example.com/team/model:1.0"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	createConfig(t, c, "img", variantSpec{"AllTraffic", "img", 1, 1})
+	if _, err := c.sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("img"), EndpointConfigName: aws.String("img")}); err != nil {
+		t.Fatal(err)
+	}
+	// ... and the endpoint fails saying the engine is out of reach.
+	d := waitStatus(t, c, "img", smtypes.EndpointStatusFailed)
+	if reason := aws.ToString(d.FailureReason); !strings.Contains(reason, "no-engine.sock") {
+		t.Fatalf("FailureReason %q", reason)
+	}
+}
