@@ -24,28 +24,13 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/sagehost/sagehost/internal/testmodel"
-	"github.com/sagehost/sagehost/modelserver"
+	"github.com/sagehost/sagehost/internal/testutil/asmodel"
 	"github.com/sagehost/sagehost/server"
 )
 
 // TestMain lets the test binary act as a model container: sagehost starts
 // it with the argument "serve" and TESTMODEL_AS_TEST_BINARY=1.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "serve" && os.Getenv("TESTMODEL_AS_TEST_BINARY") == "1" {
-		testmodel.Main()
-		return
-	}
-	// Built-in images run the executable as `model-server NAME serve`; the
-	// test binary stands in for sagehost's.
-	if len(os.Args) > 2 && os.Args[1] == "model-server" {
-		if err := modelserver.Run(os.Args[2], os.Args[3:]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { asmodel.Main(m) }
 
 // Two accounts, as a credentials file.
 var (

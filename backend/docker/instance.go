@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/backend/internal/instfiles"
 )
 
 // instance is a tracked instance.
@@ -376,8 +377,8 @@ func (b *Backend) Destroy(ctx context.Context, id string) error {
 		return fmt.Errorf("docker backend: destroy %s: %w", id, err)
 	}
 	if inst == nil && len(ctrs) == 0 {
-		if validID.MatchString(id) {
-			removeAll(b.instanceDir(id))
+		if instfiles.ValidID(id) {
+			instfiles.RemoveAll(b.instanceDir(id))
 		}
 		return fmt.Errorf("docker backend: instance %s: %w", id, sagehost.ErrInstanceNotFound)
 	}
@@ -419,7 +420,7 @@ func (b *Backend) Destroy(ctx context.Context, id string) error {
 		}
 		b.mu.Unlock()
 	}
-	if err := removeAll(b.instanceDir(id)); err != nil {
+	if err := instfiles.RemoveAll(b.instanceDir(id)); err != nil {
 		return fmt.Errorf("docker backend: destroy %s: %w", id, err)
 	}
 	if inst != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/backend/internal/instfiles"
 	"github.com/sagehost/sagehost/instancetype"
 )
 
@@ -88,7 +90,7 @@ func (b *Backend) Start(ctx context.Context, spec sagehost.InstanceSpec) (*sageh
 
 // checkSpec checks what can be checked without the engine.
 func (b *Backend) checkSpec(spec sagehost.InstanceSpec) error {
-	if !validID.MatchString(spec.ID) {
+	if !instfiles.ValidID(spec.ID) {
 		return fmt.Errorf("invalid instance id %q", spec.ID)
 	}
 	if len(spec.Containers) == 0 {
@@ -279,16 +281,16 @@ func (b *Backend) launch(ctx context.Context, spec sagehost.InstanceSpec) (*inst
 	}
 	// A stale directory of an earlier instance with this id (its log
 	// positions) must not make the new one skip its first lines.
-	if err := removeAll(b.instanceDir(spec.ID)); err != nil {
+	if err := instfiles.RemoveAll(b.instanceDir(spec.ID)); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 
-	names := containerNames(spec.Containers)
+	names := instfiles.ContainerNames(spec.Containers)
 	st := &state{
 		Version:      stateVersion,
 		Backend:      Name,
 		ID:           spec.ID,
-		Labels:       copyMap(spec.Labels),
+		Labels:       maps.Clone(spec.Labels),
 		InstanceType: spec.InstanceType,
 		GPUs:         append([]string(nil), spec.GPUs...),
 		Created:      time.Now().UTC(),

@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+	"maps"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -69,7 +67,7 @@ func (st *state) handle() *sagehost.InstanceHandle {
 	h := &sagehost.InstanceHandle{
 		ID:      st.ID,
 		Backend: Name,
-		Labels:  copyMap(st.Labels),
+		Labels:  maps.Clone(st.Labels),
 		Version: st.Version,
 	}
 	for _, c := range st.Containers {
@@ -118,57 +116,5 @@ func reservedLabel(k string) bool {
 	return k == LabelBackend || k == LabelDataDir || strings.HasPrefix(k, labelPrefix)
 }
 
-var (
-	validID       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	validHostname = regexp.MustCompile(`^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$`)
-)
-
-// containerNames names the containers of an instance: the
-// ContainerHostname, "primary" for a lone container without one, or
-// container-<n> (the process backend's names).
-func containerNames(cs []sagehost.ContainerSpec) []string {
-	names := make([]string, len(cs))
-	seen := map[string]bool{}
-	for i, c := range cs {
-		n := c.Hostname
-		if !validHostname.MatchString(n) || n == "primary" || seen[n] {
-			n = "container-" + strconv.Itoa(i+1)
-			if len(cs) == 1 {
-				n = "primary"
-			}
-		}
-		seen[n] = true
-		names[i] = n
-	}
-	return names
-}
-
 // instanceDir is where the backend keeps an instance's files on the host.
 func (b *Backend) instanceDir(id string) string { return filepath.Join(b.cfg.StateDir, id) }
-
-// removeAll removes a directory tree, also when read-only directories are
-// in it.
-func removeAll(dir string) error {
-	err := os.RemoveAll(dir)
-	if err == nil {
-		return nil
-	}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}

@@ -143,17 +143,6 @@ func TestCheckSpec(t *testing.T) {
 	}
 }
 
-func TestContainerNames(t *testing.T) {
-	got := containerNames([]sagehost.ContainerSpec{{Hostname: "pre"}, {Hostname: "pre"}, {Hostname: "bad_name"}, {}})
-	want := []string{"pre", "container-2", "container-3", "container-4"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("containerNames = %v, want %v", got, want)
-	}
-	if got := containerNames([]sagehost.ContainerSpec{{}}); got[0] != "primary" {
-		t.Errorf("lone container: %v", got)
-	}
-}
-
 func TestStateRoundTrip(t *testing.T) {
 	st := &state{Version: stateVersion, Backend: Name, ID: "i-1", Labels: map[string]string{"k": "v"},
 		InstanceType: "ml.m5.large", Created: time.Unix(1, 0).UTC(),

@@ -53,10 +53,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -66,6 +66,7 @@ import (
 	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/backend/internal/instfiles"
 )
 
 // Name is the backend's name, in InstanceHandle.Backend.
@@ -214,30 +215,6 @@ func alive(pid int, start uint64) bool {
 	return start == 0 || t == start
 }
 
-var (
-	validID       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-	validHostname = regexp.MustCompile(`^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$`)
-)
-
-// containerNames names the containers' directories: the ContainerHostname,
-// "primary" for a lone container without one, or container-<n>.
-func containerNames(cs []sagehost.ContainerSpec) []string {
-	names := make([]string, len(cs))
-	seen := map[string]bool{}
-	for i, c := range cs {
-		n := c.Hostname
-		if !validHostname.MatchString(n) || n == "primary" || seen[n] {
-			n = "container-" + strconv.Itoa(i+1)
-			if len(cs) == 1 {
-				n = "primary"
-			}
-		}
-		seen[n] = true
-		names[i] = n
-	}
-	return names
-}
-
 // checkImage checks that image is the absolute path of an executable file.
 func checkImage(image string) error {
 	if !filepath.IsAbs(image) {
@@ -312,7 +289,7 @@ func (b *Backend) Start(ctx context.Context, spec sagehost.InstanceSpec) (*sageh
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !validID.MatchString(spec.ID) {
+	if !instfiles.ValidID(spec.ID) {
 		return nil, fmt.Errorf("process backend: invalid instance id %q", spec.ID)
 	}
 	if len(spec.Containers) == 0 {
@@ -372,7 +349,7 @@ func (b *Backend) launch(spec sagehost.InstanceSpec, dir string, ports []int) (i
 		Version:      stateVersion,
 		Backend:      Name,
 		ID:           spec.ID,
-		Labels:       copyMap(spec.Labels),
+		Labels:       maps.Clone(spec.Labels),
 		InstanceType: spec.InstanceType,
 		Created:      time.Now().UTC(),
 	}
@@ -385,18 +362,18 @@ func (b *Backend) launch(spec sagehost.InstanceSpec, dir string, ports []int) (i
 			signalGroup(p.pid, syscall.SIGKILL)
 			p.cmd.Wait()
 		}
-		removeAll(dir)
+		instfiles.RemoveAll(dir)
 	}()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	names := containerNames(spec.Containers)
+	names := instfiles.ContainerNames(spec.Containers)
 	for i, c := range spec.Containers {
 		cs := containerState{
 			Name:        names[i],
 			Hostname:    c.Hostname,
 			Image:       c.Image,
-			Environment: copyMap(c.Environment),
+			Environment: maps.Clone(c.Environment),
 			LogPath:     c.LogPath,
 			WorkDir:     filepath.Join(dir, names[i], "work"),
 			Port:        ports[i],
@@ -568,7 +545,7 @@ func (b *Backend) Recover(ctx context.Context, h *sagehost.InstanceHandle) error
 	var err error
 	if len(raw) > 0 {
 		st, err = decodeState(raw)
-	} else if validID.MatchString(h.ID) {
+	} else if instfiles.ValidID(h.ID) {
 		st, raw, err = readState(dir)
 	} else {
 		err = fs.ErrNotExist
@@ -607,7 +584,7 @@ func (b *Backend) Recover(ctx context.Context, h *sagehost.InstanceHandle) error
 		ports = append(ports, c.Port)
 	}
 	inst := newInstance(st, procs)
-	if _, err := os.Stat(filepath.Join(dir, stateFileName)); errors.Is(err, fs.ErrNotExist) && validID.MatchString(st.ID) {
+	if _, err := os.Stat(filepath.Join(dir, stateFileName)); errors.Is(err, fs.ErrNotExist) && instfiles.ValidID(st.ID) {
 		// Keep it listed: the caller held the handle, the file was lost.
 		if err := os.MkdirAll(dir, 0o700); err == nil {
 			writeState(dir, raw)
@@ -694,7 +671,7 @@ func (b *Backend) Destroy(ctx context.Context, id string) error {
 		}
 		// Remove the state first, so that the id is free for a new Start
 		// once it is no longer tracked.
-		if err := removeAll(dir); err != nil {
+		if err := instfiles.RemoveAll(dir); err != nil {
 			return fmt.Errorf("process backend: destroy %s: %w", id, err)
 		}
 		b.mu.Lock()
@@ -707,7 +684,7 @@ func (b *Backend) Destroy(ctx context.Context, id string) error {
 		return nil
 	}
 
-	if !validID.MatchString(id) {
+	if !instfiles.ValidID(id) {
 		return fmt.Errorf("process backend: instance %s: %w", id, sagehost.ErrInstanceNotFound)
 	}
 	st, _, err := readState(dir)
@@ -722,7 +699,7 @@ func (b *Backend) Destroy(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	if err := removeAll(dir); err != nil {
+	if err := instfiles.RemoveAll(dir); err != nil {
 		return fmt.Errorf("process backend: destroy %s: %w", id, err)
 	}
 	b.log.Info("untracked instance destroyed", "instance", id)

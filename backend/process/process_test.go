@@ -20,19 +20,12 @@ import (
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/backend/backendtest"
 	"github.com/sagehost/sagehost/internal/testmodel"
+	"github.com/sagehost/sagehost/internal/testutil/asmodel"
 )
 
-// envAsModel makes the test binary act as the model server (Nomad's
-// testtask trick): the backend starts it with the argument "serve".
-const envAsModel = "TESTMODEL_AS_TEST_BINARY"
+const envAsModel = asmodel.EnvAsModel
 
-func TestMain(m *testing.M) {
-	if len(os.Args) == 2 && os.Args[1] == "serve" && os.Getenv(envAsModel) == "1" {
-		testmodel.Main()
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { asmodel.Main(m) }
 
 // testImage is the test binary itself.
 func testImage(t *testing.T) string {

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,7 +57,7 @@ func (st *state) handle(raw []byte) *sagehost.InstanceHandle {
 	h := &sagehost.InstanceHandle{
 		ID:      st.ID,
 		Backend: st.Backend,
-		Labels:  copyMap(st.Labels),
+		Labels:  maps.Clone(st.Labels),
 		Version: st.Version,
 		State:   json.RawMessage(append([]byte(nil), raw...)),
 	}
@@ -130,31 +130,4 @@ func writeState(dir string, raw []byte) error {
 		d.Close()
 	}
 	return nil
-}
-
-// removeAll removes a directory tree, also when the model left read-only
-// directories in it.
-func removeAll(dir string) error {
-	err := os.RemoveAll(dir)
-	if err == nil {
-		return nil
-	}
-	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]string, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }

@@ -24,27 +24,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 
 	"github.com/sagehost/sagehost/internal/testmodel"
-	"github.com/sagehost/sagehost/modelserver"
+	"github.com/sagehost/sagehost/internal/testutil/asmodel"
 	"github.com/sagehost/sagehost/server"
 )
 
 // TestMain lets the test binary act as the model container.
-func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "serve" && os.Getenv("TESTMODEL_AS_TEST_BINARY") == "1" {
-		testmodel.Main()
-		return
-	}
-	// Built-in images run the executable as `model-server NAME serve`; the
-	// test binary stands in for sagehost's.
-	if len(os.Args) > 2 && os.Args[1] == "model-server" {
-		if err := modelserver.Run(os.Args[2], os.Args[3:]); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { asmodel.Main(m) }
 
 func TestCommandLine(t *testing.T) {
 	var out, errb strings.Builder

@@ -1,0 +1,58 @@
+// Package instfiles holds what every backend needs to keep an instance's
+// files and name its containers the same way: instance id checks, container
+// names, and removing an instance's directory.
+package instfiles
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+
+	"github.com/sagehost/sagehost"
+)
+
+var (
+	validID       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	validHostname = regexp.MustCompile(`^[A-Za-z0-9](-*[A-Za-z0-9]){0,62}$`)
+)
+
+// ValidID reports whether id can name an instance's directory and labels.
+func ValidID(id string) bool { return validID.MatchString(id) }
+
+// ContainerNames names the containers of an instance: the
+// ContainerHostname, "primary" for a lone container without one, or
+// container-<n>.
+func ContainerNames(cs []sagehost.ContainerSpec) []string {
+	names := make([]string, len(cs))
+	seen := map[string]bool{}
+	for i, c := range cs {
+		n := c.Hostname
+		if !validHostname.MatchString(n) || n == "primary" || seen[n] {
+			n = "container-" + strconv.Itoa(i+1)
+			if len(cs) == 1 {
+				n = "primary"
+			}
+		}
+		seen[n] = true
+		names[i] = n
+	}
+	return names
+}
+
+// RemoveAll removes a directory tree, also when a model left read-only
+// directories in it.
+func RemoveAll(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil {
+		return nil
+	}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
