@@ -55,6 +55,10 @@ type ContainerSpec struct {
 	// ModelDir is the local directory holding the extracted model data, seen
 	// by the container as /opt/ml/model (read-only); "" when there is none.
 	ModelDir string
+	// ModelsDir is, for a multi-model container, the host directory under
+	// which sagehost puts the models it asks the container to load;
+	// containers see it at /opt/ml/models (read-only), processes as is.
+	ModelsDir string
 	// LogPath is the file the container's stdout and stderr are appended to.
 	LogPath string
 	// BindToPort asks for SAGEMAKER_BIND_TO_PORT to be set (multi-container

@@ -106,6 +106,7 @@ func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, call ru
 		InferenceComponentName:  hd.Get(invoke.HeaderInferenceComponent),
 		SessionID:               hd.Get(invoke.HeaderSessionID),
 		Received:                call.received,
+		RequestID:               w.Header().Get("X-Amzn-Requestid"),
 	}
 	if err := h.validateInvoke(req); err != nil {
 		writeRuntimeError(w, h.Logger, err)

@@ -623,3 +623,21 @@ func TestNewErrors(t *testing.T) {
 	defer f.Close()
 	assertCacheEmpty(t, f)
 }
+
+func TestTargetSourceStaysUnderThePrefix(t *testing.T) {
+	for _, tc := range []struct{ prefix, target, want string }{
+		{"s3://b/models/", "a.tar.gz", "s3://b/models/a.tar.gz"},
+		{"s3://b/models", "team/a.tar.gz", "s3://b/models/team/a.tar.gz"},
+		{"file:///srv/m/", "x.tar.gz", "file:///srv/m/x.tar.gz"},
+	} {
+		src, err := TargetSource(tc.prefix, tc.target)
+		if err != nil || src.URI != tc.want || src.DataType != DataTypeS3Object || src.Compression != CompressionGzip {
+			t.Errorf("%s + %s: %+v %v", tc.prefix, tc.target, src, err)
+		}
+	}
+	for _, target := range []string{"", "/etc/passwd", "../x.tar.gz", "a/../../x.tar.gz", "a/./b"} {
+		if _, err := TargetSource("file:///srv/m/", target); !errors.Is(err, ErrInvalidSource) {
+			t.Errorf("target %q: %v", target, err)
+		}
+	}
+}

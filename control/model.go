@@ -90,6 +90,9 @@ func checkModelSpec(m *sagehost.ModelSpec) error {
 	if multiModel > 1 {
 		return validation("Only one container of a model can be in MultiModel mode.")
 	}
+	if multiModel > 0 && len(containers) > 1 {
+		return validation("sagehost does not yet host a MultiModel container inside a multi-container model; use a model with the MultiModel container alone.")
+	}
 	return nil
 }
 

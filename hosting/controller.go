@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"strings"
 	"sync"
@@ -388,13 +389,15 @@ func (c *controller) publish() {
 					iv.Strategy = pv.RoutingConfig.RoutingStrategy
 				}
 			}
-			if _, ok := d.Models[v.ModelName]; !ok {
+			if m, ok := d.Models[v.ModelName]; !ok {
 				t.ComponentHost = true
+			} else {
+				c.routingOf(d, &v, m, iv)
 			}
 			for _, inst := range c.instances {
 				if inst.Deployment == d.ID && inst.Variant == v.VariantName && inst.route != nil && inst.Phase != phaseStopping {
 					iv.Instances = append(iv.Instances, inst.route)
-					s.Instances = append(s.Instances, inst.ID+"@"+inst.route.Addr)
+					s.Instances = append(s.Instances, inst.ID+"@"+strings.Join(inst.handle.Addrs, ","))
 				}
 			}
 			t.Variants = append(t.Variants, iv)
@@ -407,6 +410,41 @@ func (c *controller) publish() {
 	}
 	c.published = s
 	c.m.cfg.Router.Publish(t)
+}
+
+// routingOf sets how a variant's model is invoked: the mode of a
+// multi-container model, the multi-model settings of an MME.
+func (c *controller) routingOf(d *sagehost.Deployment, v *sagehost.VariantState, m sagehost.ModelSpec, iv *invoke.Variant) {
+	containers := m.ContainerList()
+	if len(containers) > 1 {
+		iv.Mode = "Serial"
+		if m.InferenceExecutionConfig != nil && m.InferenceExecutionConfig.Mode != "" {
+			iv.Mode = m.InferenceExecutionConfig.Mode
+		}
+	}
+	if len(containers) == 0 || !isMultiModel(containers[0]) {
+		return
+	}
+	cdef := containers[0]
+	prefix := cdef.ModelDataUrl
+	if cdef.ModelDataSource != nil && cdef.ModelDataSource.S3DataSource != nil {
+		prefix = cdef.ModelDataSource.S3DataSource.S3Uri
+	}
+	mm := &invoke.MultiModel{Root: c.m.cfg.ModelData.Root()}
+	if cdef.MultiModelConfig != nil && cdef.MultiModelConfig.ModelCacheSetting == "Disabled" {
+		mm.CacheDisabled = true
+	}
+	if t, ok := instancetype.Lookup(v.InstanceType); ok {
+		mm.BudgetBytes = t.MemoryBytes() * 9 / 10 // leave a tenth for the container's own needs
+	}
+	if c.m.cfg.MultiModelBudget != nil {
+		mm.BudgetBytes = c.m.cfg.MultiModelBudget(v.InstanceType, mm.BudgetBytes)
+	}
+	data := c.m.cfg.ModelData
+	mm.Fetch = func(ctx context.Context, target string) (string, int64, error) {
+		return data.FetchTarget(ctx, prefix, target)
+	}
+	iv.MultiModel = mm
 }
 
 // variantMetrics returns a variant's invocation series, resolved once.
@@ -507,12 +545,22 @@ func (c *controller) spec(inst *instance) (sagehost.InstanceSpec, bool) {
 		if c.m.cfg.ResolveImage != nil {
 			image, args = c.m.cfg.ResolveImage(cdef.Image)
 		}
+		env, modelsDir := cdef.Environment, ""
+		if isMultiModel(cdef) {
+			env = maps.Clone(env)
+			if env == nil {
+				env = map[string]string{}
+			}
+			env["SAGEMAKER_MULTI_MODEL"] = "true"
+			modelsDir = c.m.cfg.ModelData.Root()
+		}
 		spec.Containers = append(spec.Containers, sagehost.ContainerSpec{
 			Hostname:    cdef.ContainerHostname,
 			Image:       image,
 			Args:        args,
-			Environment: cdef.Environment,
+			Environment: env,
 			ModelDir:    dir,
+			ModelsDir:   modelsDir,
 			LogPath:     logstream.Path(c.m.cfg.LogDir, c.key, inst.Variant, inst.ID, name),
 			BindToPort:  len(containers) > 1,
 		})
@@ -628,18 +676,29 @@ func (c *controller) started(ctx context.Context, inst *instance, h *sagehost.In
 	c.watch(ctx, inst)
 }
 
-// watch starts the instance's health monitor.
+// watch starts the instance's health monitor and builds its routing entry.
 func (c *controller) watch(ctx context.Context, inst *instance) {
-	addr := ""
-	if len(inst.handle.Addrs) > 0 {
-		addr = inst.handle.Addrs[0]
-	}
-	route := invoke.NewInstance(inst.ID, inst.Variant, addr)
+	route := &invoke.Instance{ID: inst.ID, Variant: inst.Variant}
+	var model *sagehost.ModelSpec
 	if d := c.deployment(inst.Deployment); d != nil {
 		if v := d.Variant(inst.Variant); v != nil {
-			if m, ok := d.Models[v.ModelName]; ok && len(m.ContainerList()) > 1 {
-				route.ContainerName = containerName(m, 0)
+			if m, ok := d.Models[v.ModelName]; ok {
+				model = &m
 			}
+		}
+	}
+	for i, addr := range inst.handle.Addrs {
+		ct := invoke.Container{Name: "primary", Addr: addr, LogStream: inst.Variant + "/" + inst.ID}
+		if model != nil && len(model.ContainerList()) > 1 {
+			ct.Name = containerName(*model, i)
+			ct.LogStream += "/" + ct.Name
+		}
+		route.Containers = append(route.Containers, ct)
+	}
+	if model != nil && len(model.ContainerList()) > 0 && isMultiModel(model.ContainerList()[0]) {
+		route.EnableMultiModel(c.m.cfg.Metrics.LoadedModels(c.key, inst.Variant, inst.ID))
+		if outlivesSagehost(inst.backend) { // containers see the models root at /opt/ml/models
+			route.ModelsMount = "/opt/ml/models"
 		}
 	}
 	inst.route = route

@@ -30,6 +30,11 @@ import (
 type ModelData interface {
 	// Fetch returns the local directory holding the container's model data.
 	Fetch(ctx context.Context, c sagehost.ContainerDefinition) (string, error)
+	// FetchTarget fetches a multi-model endpoint's TargetModel under its
+	// prefix, returning its directory and size in bytes.
+	FetchTarget(ctx context.Context, prefix, target string) (string, int64, error)
+	// Root is the host directory every fetched directory is under.
+	Root() string
 }
 
 // Defaults of the container contract.
@@ -76,6 +81,10 @@ type Config struct {
 	// ResolveImage maps a model's Image to the executable and arguments
 	// that run it (built-in model servers); nil runs every Image as is.
 	ResolveImage func(image string) (exe string, args []string)
+	// MultiModelBudget, when set, gives the model memory budget of an
+	// instance of a multi-model endpoint from its instance type and the
+	// default (90 % of the type's memory).
+	MultiModelBudget func(instanceType string, def int64) int64
 	// OnInService is called when an endpoint becomes InService.
 	OnInService func(key sagehost.EndpointKey)
 }

@@ -3,6 +3,7 @@ package hosting
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/sagehost/sagehost"
@@ -272,8 +273,18 @@ func isRestartable(status string, st *sagehost.EndpointState, deployment string,
 	return st.Serving != nil && st.Serving.ID == deployment && (everHealthy || status == sagehost.StatusInService)
 }
 
+// hasModelData reports whether a container's model data is fetched before
+// it starts: not for a multi-model container, whose ModelDataUrl is a
+// prefix of archives fetched per TargetModel.
 func hasModelData(c sagehost.ContainerDefinition) bool {
+	if isMultiModel(c) {
+		return false
+	}
 	return c.ModelDataUrl != "" || (c.ModelDataSource != nil && c.ModelDataSource.S3DataSource != nil)
+}
+
+func isMultiModel(c sagehost.ContainerDefinition) bool {
+	return strings.EqualFold(c.Mode, "MultiModel")
 }
 
 // surplus picks n instances to stop: the least useful first (not yet

@@ -10,8 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -59,6 +57,9 @@ type Request struct {
 	// Received is when sagehost received the call (for OverheadLatency);
 	// zero means now.
 	Received time.Time
+	// RequestID is the x-amzn-RequestId of the call, for messages that
+	// quote it.
+	RequestID string
 }
 
 // Router holds the routing tables and proxies invocations to instances.
@@ -127,19 +128,12 @@ func (r *Router) route(req *Request) (*Table, *Variant, error) {
 	if !t.invocable() {
 		return nil, nil, validationError("Endpoint %s of account %s is not in service: its status is %s.", req.EndpointName, c.Account, t.Status)
 	}
-	if req.TargetModel != "" {
-		return nil, nil, &sagehost.Error{Code: sagehost.CodeValidationError, ErrorCode: "TARGET_MODEL_HEADER_NOT_SUPPORTED",
-			Message: fmt.Sprintf("Endpoint %s is not a multi-model endpoint and does not support target model header.", req.EndpointName)}
-	}
 	if t.ComponentHost && req.InferenceComponentName == "" {
 		return nil, nil, &sagehost.Error{Code: sagehost.CodeValidationError, ErrorCode: "INFERENCE_COMPONENT_NAME_MISSING",
 			Message: "Inference Component Name header is required for endpoints to which you plan to deploy inference components. Please include Inference Component Name header or consider using SageMaker models."}
 	}
 	if req.InferenceComponentName != "" {
 		return nil, nil, validationError("Inference component %s does not exist on endpoint %s of account %s.", req.InferenceComponentName, req.EndpointName, c.Account)
-	}
-	if req.TargetContainerHostname != "" {
-		return nil, nil, validationError("Endpoint %s of account %s is not a multi-container endpoint with direct invocation, so it does not accept the TargetContainerHostname header.", req.EndpointName, c.Account)
 	}
 	if req.TargetVariant != "" {
 		v := t.variant(req.TargetVariant)
@@ -160,11 +154,29 @@ func (r *Router) route(req *Request) (*Table, *Variant, error) {
 		}
 		last = v
 		if x < v.Weight {
-			return t, v, nil
+			break
 		}
 		x -= v.Weight
 	}
 	return t, last, nil
+}
+
+// checkTargets applies SageMaker's rules for TargetModel and
+// TargetContainerHostname to the chosen variant.
+func checkTargets(req *Request, v *Variant) error {
+	c := req.Caller
+	switch {
+	case req.TargetModel != "" && v.MultiModel == nil:
+		return &sagehost.Error{Code: sagehost.CodeValidationError, ErrorCode: "TARGET_MODEL_HEADER_NOT_SUPPORTED",
+			Message: fmt.Sprintf("Endpoint %s is not a multi-model endpoint and does not support target model header.", req.EndpointName)}
+	case req.TargetModel == "" && v.MultiModel != nil:
+		return validationError("Request %s is missing a target model header.", req.RequestID)
+	case v.Mode == "Direct" && req.TargetContainerHostname == "":
+		return validationError("Endpoint %s of account %s invokes its containers directly: the request must name one with the TargetContainerHostname header (X-Amzn-SageMaker-Target-Container-Hostname).", req.EndpointName, c.Account)
+	case v.Mode != "Direct" && req.TargetContainerHostname != "":
+		return validationError("Endpoint %s of account %s is not a multi-container endpoint with direct invocation, so it does not accept the TargetContainerHostname header.", req.EndpointName, c.Account)
+	}
+	return nil
 }
 
 // pick chooses a healthy instance: the one with the fewest outstanding
@@ -207,6 +219,14 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 	if err != nil {
 		return err
 	}
+	if err := checkTargets(req, v); err != nil {
+		return err
+	}
+	if v.Mode == "Direct" {
+		if len(v.Instances) > 0 && !hasContainer(v, req.TargetContainerHostname) {
+			return validationError("Endpoint %s of account %s has no container with the hostname %s.", req.EndpointName, req.Caller.Account, req.TargetContainerHostname)
+		}
+	}
 	vm := v.Metrics
 	if vm != nil {
 		vm.Invocations.Inc()
@@ -216,7 +236,12 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 	}
 	var skip *Instance
 	for attempt := 0; ; attempt++ {
-		in := pick(v, skip)
+		var in *Instance
+		if v.MultiModel != nil {
+			in = pickForModel(v, req.TargetModel, skip)
+		} else {
+			in = pick(v, skip)
+		}
 		if in == nil {
 			return sagehost.Errorf(sagehost.CodeServiceUnavailable,
 				"No healthy instance of variant %s of endpoint %s of account %s is available. Try again later.", v.Name, req.EndpointName, req.Caller.Account)
@@ -270,7 +295,19 @@ type dialError struct{ err error }
 
 func (e *dialError) Error() string { return "dial: " + e.err.Error() }
 
-// forward sends the call to one instance and relays the answer.
+// hasContainer reports whether the variant's instances have a container
+// of that name.
+func hasContainer(v *Variant, name string) bool {
+	for _, in := range v.Instances {
+		if in.container(name) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// forward sends the call to one instance, as its variant's kind of model
+// wants, and relays the answer.
 func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, in *Instance, req *Request) (res outcome) {
 	in.inflight.Add(1)
 	defer in.inflight.Add(-1)
@@ -281,87 +318,26 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 			res.modelDur = time.Since(start)
 		}
 	}()
-
+	switch {
+	case v.MultiModel != nil:
+		return r.forwardMultiModel(w, ctx, t, v, in, req)
+	case v.Mode == "Serial" && len(in.Containers) > 1:
+		return r.forwardPipeline(w, ctx, t, v, in, req)
+	}
+	c := &in.Containers[0]
+	if v.Mode == "Direct" {
+		if c = in.container(req.TargetContainerHostname); c == nil {
+			return outcome{err: validationError("Endpoint %s of account %s has no container with the hostname %s.", req.EndpointName, req.Caller.Account, req.TargetContainerHostname)}
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.ModelTimeout)
 	defer cancel()
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+in.Addr+"/invocations", bytes.NewReader(req.Body))
+	resp, err := r.send(ctx, c, "/invocations", req.Body, req.ContentType, req.Accept, req, "")
 	if err != nil {
-		return outcome{err: fmt.Errorf("build container request: %w", err)}
-	}
-	// Only the headers the API defines reach the container.
-	h := out.Header
-	h["User-Agent"] = nil
-	if req.ContentType != "" {
-		h["Content-Type"] = []string{req.ContentType}
-	}
-	if req.Accept != "" {
-		h["Accept"] = []string{req.Accept}
-	}
-	if req.CustomAttributes != "" {
-		h[HeaderCustomAttributes] = []string{req.CustomAttributes}
-	}
-	if req.InferenceID != "" {
-		h[HeaderInferenceID] = []string{req.InferenceID}
-	}
-	resp, err := r.transport.RoundTrip(out)
-	if err != nil {
-		return outcome{err: r.transportError(ctx, t, in, err)}
+		return outcome{err: r.transportError(ctx, t, in, c, err)}
 	}
 	defer resp.Body.Close()
-	res.status = resp.StatusCode
-
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		res.err = r.modelError(t, in, resp)
-		return res
-	}
-	// Success: relay status, content type and custom attributes, then the
-	// body, never more than the API's payload limit.
-	wh := w.Header()
-	if ct := resp.Header.Get("Content-Type"); ct != "" {
-		wh["Content-Type"] = []string{ct}
-	} else {
-		wh["Content-Type"] = nil // no sniffing: the model said nothing
-	}
-	if ca, ok := resp.Header[HeaderCustomAttributes]; ok {
-		wh[HeaderCustomAttributes] = ca
-	}
-	wh[HeaderInvokedVariant] = []string{v.Name}
-	if resp.ContentLength >= 0 {
-		if resp.ContentLength > MaxPayloadBytes {
-			res.err = r.oversizeError(t, in, resp.StatusCode)
-			return res
-		}
-		wh["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
-		w.WriteHeader(http.StatusOK)
-		// Copy through a plain writer: letting the ResponseWriter's ReadFrom
-		// write straight to the client connection made aws-sdk-go-v2
-		// clients on loopback see "use of closed network connection"
-		// mid-body now and then (seen in TestInvoke* with go1.26).
-		buf := copyBufs.Get().(*[]byte)
-		_, err := io.CopyBuffer(writerOnly{w}, resp.Body, *buf)
-		copyBufs.Put(buf)
-		if err != nil {
-			r.Logger.Warn("relaying model response failed", "endpoint", t.Key.Name, "instance", in.ID, "err", err)
-			panic(http.ErrAbortHandler) // cut the response short so the client sees a broken body
-		}
-		return res
-	}
-	// Unknown length: buffer up to the limit to know whether it fits.
-	buf := r.getBuf()
-	defer r.putBuf(buf)
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxPayloadBytes+1))
-	if err != nil {
-		res.err = r.transportError(ctx, t, in, err)
-		return res
-	}
-	if n > MaxPayloadBytes {
-		res.err = r.oversizeError(t, in, resp.StatusCode)
-		return res
-	}
-	wh["Content-Length"] = []string{strconv.FormatInt(n, 10)}
-	w.WriteHeader(http.StatusOK)
-	w.Write(buf.Bytes())
-	return res
+	return r.relay(w, ctx, t, v, in, c, resp)
 }
 
 // writerOnly hides every method but Write.
@@ -381,63 +357,6 @@ func (r *Router) putBuf(b *bytes.Buffer) {
 	if b.Cap() <= 2*MaxPayloadBytes {
 		r.bufs.Put(b)
 	}
-}
-
-// LogStreamARN returns the ARN of an instance's log stream.
-func LogStreamARN(key sagehost.EndpointKey, variant, instanceID string) string {
-	return key.LogGroupARN() + ":log-stream:" + variant + "/" + instanceID
-}
-
-func logHint(t *Table, in *Instance) string {
-	return fmt.Sprintf("See the log stream %s/%s of log group %s in account %s (sagehost logs %s) for more information.",
-		in.Variant, in.ID, t.Key.LogGroup(), t.Key.Account, t.Key.Name)
-}
-
-func (r *Router) newModelError(t *Table, in *Instance, status int, original, message, code string) *sagehost.Error {
-	return &sagehost.Error{
-		Code:               sagehost.CodeModelError,
-		ErrorCode:          code,
-		Message:            truncate(message, 2048),
-		OriginalStatusCode: &status,
-		OriginalMessage:    truncate(original, 2048),
-		LogStreamArn:       LogStreamARN(t.Key, in.Variant, in.ID),
-	}
-}
-
-// modelError turns a container's non-2xx answer into SageMaker's ModelError.
-func (r *Router) modelError(t *Table, in *Instance, resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	kind, code := "client", "CLIENT_ERROR_FROM_MODEL"
-	if resp.StatusCode >= 500 {
-		kind, code = "server", "SERVER_ERROR_FROM_MODEL"
-	}
-	msg := fmt.Sprintf("Received %s error (%d) from %s with message %q. %s", kind, resp.StatusCode, in.ContainerName, string(body), logHint(t, in))
-	return r.newModelError(t, in, resp.StatusCode, string(body), msg, code)
-}
-
-func (r *Router) oversizeError(t *Table, in *Instance, status int) error {
-	msg := fmt.Sprintf("Received server error (%d) from %s and could not load the entire response body: it is larger than %d bytes. %s",
-		status, in.ContainerName, MaxPayloadBytes, logHint(t, in))
-	return r.newModelError(t, in, status, "", msg, "SERVER_ERROR_FROM_MODEL")
-}
-
-// transportError maps a failed exchange with a container to an error.
-func (r *Router) transportError(ctx context.Context, t *Table, in *Instance, err error) error {
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return &dialError{err: err}
-	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		msg := fmt.Sprintf("Received server error (0) from %s with message \"Your invocation timed out while waiting for a response from container %s. Review the latency metrics for each container, resolve the issue, and try again.\". %s",
-			in.ContainerName, in.ContainerName, logHint(t, in))
-		return r.newModelError(t, in, 0, "", msg, "")
-	}
-	if ctx.Err() != nil {
-		return ctx.Err() // the client went away
-	}
-	msg := fmt.Sprintf("Received server error (0) from %s with message \"The connection to the container was lost before it answered: %s\". %s",
-		in.ContainerName, strings.TrimSpace(err.Error()), logHint(t, in))
-	return r.newModelError(t, in, 0, "", msg, "")
 }
 
 func truncate(s string, n int) string {

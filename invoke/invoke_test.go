@@ -85,7 +85,11 @@ func TestRouteWeightsAndErrors(t *testing.T) {
 	} {
 		q := *req
 		tc.mod(&q)
-		if _, _, err := r.route(&q); sagehost.ErrorCode(err) != tc.code {
+		_, v, err := r.route(&q)
+		if err == nil {
+			err = checkTargets(&q, v)
+		}
+		if sagehost.ErrorCode(err) != tc.code {
 			t.Errorf("%+v: got %v, want %s", q, err, tc.code)
 		}
 	}

@@ -13,24 +13,48 @@ import (
 	"github.com/sagehost/sagehost/metrics"
 )
 
+// Container is one container of an instance.
+type Container struct {
+	// Name is how errors name the container: "primary" for a lone primary
+	// container (as SageMaker does), else its ContainerHostname or
+	// container-N.
+	Name string
+	// Addr is the host:port of its HTTP server.
+	Addr string
+	// LogStream is its log stream: VARIANT/INSTANCE-ID, plus /NAME for
+	// multi-container models.
+	LogStream string
+}
+
 // Instance is one running instance as the invoke path sees it. Its health
 // and in-flight count are atomics so that the hot path takes no lock.
 type Instance struct {
-	ID      string
-	Variant string
-	// Addr is the host:port of the instance's (primary) container.
-	Addr string
-	// ContainerName is how errors name the container ("primary" for a lone
-	// primary container, as SageMaker does).
-	ContainerName string
+	ID         string
+	Variant    string
+	Containers []Container
+	// ModelsMount is where a multi-model container sees the host directory
+	// of fetched models ("" when it sees host paths as they are).
+	ModelsMount string
 
 	healthy  atomic.Bool
 	inflight atomic.Int64
+	models   *modelSet // multi-model instances: the models loaded in it
 }
 
-// NewInstance returns an instance that starts out unhealthy.
+// NewInstance returns an instance of one container that starts out
+// unhealthy.
 func NewInstance(id, variant, addr string) *Instance {
-	return &Instance{ID: id, Variant: variant, Addr: addr, ContainerName: "primary"}
+	return &Instance{ID: id, Variant: variant, Containers: []Container{{Name: "primary", Addr: addr, LogStream: variant + "/" + id}}}
+}
+
+// container returns the container called name, or nil.
+func (i *Instance) container(name string) *Container {
+	for k := range i.Containers {
+		if i.Containers[k].Name == name {
+			return &i.Containers[k]
+		}
+	}
+	return nil
 }
 
 // SetHealthy takes the instance in or out of routing.
@@ -50,6 +74,12 @@ type Variant struct {
 	Instances []*Instance
 	// Metrics are the variant's series (nil: not recorded).
 	Metrics *metrics.Variant
+	// Mode is the InferenceExecutionConfig.Mode of a multi-container
+	// model: "Serial" (an inference pipeline) or "Direct"; "" for one
+	// container.
+	Mode string
+	// MultiModel is set for a multi-model endpoint's variant.
+	MultiModel *MultiModel
 }
 
 // healthyCount returns how many instances take traffic now.

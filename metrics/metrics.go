@@ -39,6 +39,14 @@ type Metrics struct {
 	modelSetupTime  *prometheus.HistogramVec
 	healthy         *prometheus.GaugeVec
 	restarts        *prometheus.CounterVec
+
+	cacheHits        *prometheus.CounterVec
+	cacheMisses      *prometheus.CounterVec
+	modelLoading     *prometheus.HistogramVec
+	modelUnloading   *prometheus.HistogramVec
+	modelDownloading *prometheus.HistogramVec
+	modelLoadWait    *prometheus.HistogramVec
+	loadedModels     *prometheus.GaugeVec
 }
 
 // New registers sagehost's metrics, plus the Go runtime and process
@@ -68,6 +76,14 @@ func New() *Metrics {
 		modelSetupTime:  histogram("model_setup_time_seconds", "Time from starting an instance until it first passes /ping (CloudWatch ModelSetupTime).", endpointLabels...),
 		restarts:        counter("instance_restarts_total", "Restarts of an instance after it exited.", instLabels...),
 	}
+	m.cacheHits = counter("model_cache_hits_total", "Multi-model endpoints: invocations whose TargetModel was loaded already (CloudWatch ModelCacheHit = 1).", endpointLabels...)
+	m.cacheMisses = counter("model_cache_misses_total", "Multi-model endpoints: invocations whose TargetModel had to be loaded first (CloudWatch ModelCacheHit = 0).", endpointLabels...)
+	m.modelLoading = histogram("model_loading_time_seconds", "Multi-model endpoints: how long the container's load call took (CloudWatch ModelLoadingTime).", endpointLabels...)
+	m.modelUnloading = histogram("model_unloading_time_seconds", "Multi-model endpoints: how long the container's unload call took (CloudWatch ModelUnloadingTime).", endpointLabels...)
+	m.modelDownloading = histogram("model_downloading_time_seconds", "Multi-model endpoints: how long fetching a TargetModel's archive took (CloudWatch ModelDownloadingTime).", endpointLabels...)
+	m.modelLoadWait = histogram("model_loading_wait_time_seconds", "Multi-model endpoints: how long an invocation waited for its model's download and load (CloudWatch ModelLoadingWaitTime).", endpointLabels...)
+	m.loadedModels = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sagehost", Name: "loaded_model_count", Help: "Multi-model endpoints: models loaded in an instance (CloudWatch LoadedModelCount)."}, instLabels)
+	r.MustRegister(m.loadedModels)
 	m.healthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sagehost", Name: "instance_healthy", Help: "1 when the instance passes /ping and takes traffic, else 0."}, instLabels)
 	r.MustRegister(m.healthy)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -87,6 +103,14 @@ type Variant struct {
 	PerInstance     prometheus.Counter
 	ModelLatency    prometheus.Observer
 	OverheadLatency prometheus.Observer
+
+	// Multi-model endpoints.
+	ModelCacheHits       prometheus.Counter
+	ModelCacheMisses     prometheus.Counter
+	ModelLoadingTime     prometheus.Observer
+	ModelUnloadingTime   prometheus.Observer
+	ModelDownloadingTime prometheus.Observer
+	ModelLoadingWaitTime prometheus.Observer
 }
 
 // Variant returns the series of one variant; nil when m is nil.
@@ -103,7 +127,23 @@ func (m *Metrics) Variant(key sagehost.EndpointKey, variant string) *Variant {
 		PerInstance:     m.perInstance.WithLabelValues(l...),
 		ModelLatency:    m.modelLatency.WithLabelValues(l...),
 		OverheadLatency: m.overheadLatency.WithLabelValues(l...),
+
+		ModelCacheHits:       m.cacheHits.WithLabelValues(l...),
+		ModelCacheMisses:     m.cacheMisses.WithLabelValues(l...),
+		ModelLoadingTime:     m.modelLoading.WithLabelValues(l...),
+		ModelUnloadingTime:   m.modelUnloading.WithLabelValues(l...),
+		ModelDownloadingTime: m.modelDownloading.WithLabelValues(l...),
+		ModelLoadingWaitTime: m.modelLoadWait.WithLabelValues(l...),
 	}
+}
+
+// LoadedModels returns the gauge of the models loaded in one instance of
+// a multi-model endpoint; nil when m is nil.
+func (m *Metrics) LoadedModels(key sagehost.EndpointKey, variant, instance string) prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.loadedModels.WithLabelValues(append(labels(key, variant), instance)...)
 }
 
 // InstanceHealthy records whether an instance takes traffic.
@@ -142,6 +182,7 @@ func (m *Metrics) InstanceGone(key sagehost.EndpointKey, variant, instance strin
 	l := append(labels(key, variant), instance)
 	m.healthy.DeleteLabelValues(l...)
 	m.restarts.DeleteLabelValues(l...)
+	m.loadedModels.DeleteLabelValues(l...)
 }
 
 // EndpointGone drops every series of a deleted endpoint.
@@ -152,7 +193,8 @@ func (m *Metrics) EndpointGone(key sagehost.EndpointKey) {
 	match := prometheus.Labels{"account": key.Account, "region": key.Region, "endpoint": key.Name}
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
-	}{m.invocations, m.errors4xx, m.errors5xx, m.modelErrors, m.perInstance, m.modelLatency, m.overheadLatency, m.modelSetupTime, m.healthy, m.restarts} {
+	}{m.invocations, m.errors4xx, m.errors5xx, m.modelErrors, m.perInstance, m.modelLatency, m.overheadLatency, m.modelSetupTime, m.healthy, m.restarts,
+		m.cacheHits, m.cacheMisses, m.modelLoading, m.modelUnloading, m.modelDownloading, m.modelLoadWait, m.loadedModels} {
 		v.DeletePartialMatch(match)
 	}
 }

@@ -72,6 +72,10 @@ type Config struct {
 	// (nvidia-smi, /proc/driver/nvidia, /dev/nvidiaN), "none" uses none,
 	// "0,1" names them.
 	GPUs string
+	// ModelCacheBytes bounds the models loaded in one instance of a
+	// multi-model endpoint (the sum of their sizes); 0 means 90 % of the
+	// instance type's memory.
+	ModelCacheBytes int64
 	// PortMin and PortMax bound the ports given to model processes.
 	PortMin, PortMax int
 	// Announce receives a plain-text line for people when the example
@@ -205,7 +209,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Logger:         cfg.Logger,
 		StartupTimeout: cfg.StartupTimeout,
 		ResolveImage:   resolveImage,
-		OnInService:    s.announce,
+		MultiModelBudget: func(_ string, def int64) int64 {
+			if cfg.ModelCacheBytes > 0 {
+				return cfg.ModelCacheBytes
+			}
+			return def
+		},
+		OnInService: s.announce,
 	})
 	svc := &control.Service{Store: s.store, Notifier: s.hosting, Logger: cfg.Logger}
 	handler := &api.Handler{
@@ -374,6 +384,12 @@ func resolveImage(image string) (string, []string) {
 
 // modelData adapts the artifact fetcher to hosting.ModelData.
 type modelData struct{ f *artifact.Fetcher }
+
+func (m modelData) FetchTarget(ctx context.Context, prefix, target string) (string, int64, error) {
+	return m.f.FetchTarget(ctx, prefix, target)
+}
+
+func (m modelData) Root() string { return m.f.Root() }
 
 func (m modelData) Fetch(ctx context.Context, c sagehost.ContainerDefinition) (string, error) {
 	src, ok := artifact.SourceFromContainer(c)

@@ -35,6 +35,9 @@ const (
 	SafePortBase = 23000
 	// ModelDir is where a container sees its model data.
 	ModelDir = "/opt/ml/model"
+	// ModelsDir is where a multi-model container sees the models sagehost
+	// fetched for it (ContainerSpec.ModelsDir), read-only.
+	ModelsDir = "/opt/ml/models"
 )
 
 // startAttempts bounds the retries after a host port turned out taken.
@@ -246,7 +249,17 @@ func (b *Backend) containerConfig(spec sagehost.InstanceSpec, i int, cs containe
 		if err != nil {
 			return nil, nil, fmt.Errorf("model data: %w", err)
 		}
-		hc.Mounts = []mount.Mount{{Type: mount.TypeBind, Source: src, Target: ModelDir, ReadOnly: true}}
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: ModelDir, ReadOnly: true})
+	}
+	if c.ModelsDir != "" {
+		src, err := filepath.Abs(c.ModelsDir)
+		if err != nil {
+			return nil, nil, fmt.Errorf("models directory: %w", err)
+		}
+		if err := os.MkdirAll(src, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("models directory: %w", err)
+		}
+		hc.Mounts = append(hc.Mounts, mount.Mount{Type: mount.TypeBind, Source: src, Target: ModelsDir, ReadOnly: true})
 	}
 	return cfg, hc, nil
 }

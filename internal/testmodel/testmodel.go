@@ -11,6 +11,8 @@
 //	SAGEMAKER_BIND_TO_PORT     port to listen on (0.0.0.0), default 8080
 //	SM_MODEL_DIR               model directory, default /opt/ml/model
 //	TESTMODEL_NAME             name reported in every answer
+//	TESTMODEL_CONTAINER        reported as "container" in every answer (to
+//	                           tell the containers of one endpoint apart)
 //	TESTMODEL_PING_DELAY       e.g. "2s": /ping answers 503 until then
 //	TESTMODEL_EXIT_AT_START    exit at once with this code (after a line on stderr)
 //	TESTMODEL_IGNORE_SIGTERM   "1": log SIGTERM and keep running
@@ -21,6 +23,43 @@
 //	{"testmodel": {"sleep": "2s", "status": 500, "message": "text body",
 //	  "crash": true, "bytes": 1024, "content_type": "text/csv",
 //	  "stream_chunks": 3, "chunk_delay": "10ms"}}
+//
+// # Multi-model mode
+//
+// With SAGEMAKER_MULTI_MODEL=true (what SageMaker sets for a container of
+// Mode MultiModel) it also speaks the multi-model container API, in the
+// shapes of Multi Model Server (MMS). The platform extracts each model
+// itself and names it; the server only keeps a table of loaded models:
+//
+//	POST   /models                     {"model_name": "m", "url": "/dir"} (or
+//	                                   ?model_name=&url=): 200
+//	                                   {"status": "Model \"m\" registered"};
+//	                                   409 loaded (or loading) already; 507 when
+//	                                   TESTMODEL_MAX_MODELS are loaded; 500 when
+//	                                   url is not a directory or holds FAIL_LOAD
+//	GET    /models?limit=&next_page_token=
+//	                                   {"models": [{"modelName", "modelUrl"}],
+//	                                   "nextPageToken": "2"}, sorted by name,
+//	                                   limit 1-100 (default 100), no token on
+//	                                   the last page
+//	GET    /models/{model_name}        {"modelName", "modelUrl"}; 404
+//	DELETE /models/{model_name}        200 {"status": "Model \"m\" unregistered"}; 404
+//	POST   /models/{model_name}/invoke as /invocations, the report adding the
+//	                                   model, the X-Amzn-SageMaker-Target-Model
+//	                                   header, the loaded models and the files
+//	                                   of the model's url; 404
+//
+// Errors are MMS's JSON: {"code": 404, "type": "ModelNotFoundException",
+// "message": "Model not found: m"}. POST /invocations keeps answering (with
+// SM_MODEL_DIR's files). More environment for this mode:
+//
+//	TESTMODEL_MAX_MODELS       N: a load answers 507 while N models are
+//	                           loaded (or loading), to test unloading
+//	TESTMODEL_LOAD_DELAY       e.g. "2s": a load takes this long (cold starts)
+//
+// A model directory holding a file FAIL_LOAD fails its load with 500 and
+// the file's content (trimmed) as the message. Each load, unload and invoke
+// logs one line.
 package testmodel
 
 import (
@@ -53,6 +92,11 @@ const (
 	EnvIgnoreSIGTERM = "TESTMODEL_IGNORE_SIGTERM"
 	EnvBindToPort    = "SAGEMAKER_BIND_TO_PORT"
 	EnvModelDir      = "SM_MODEL_DIR"
+	EnvContainer     = "TESTMODEL_CONTAINER"
+	// EnvMultiModel is "true" for a container of a multi-model endpoint.
+	EnvMultiModel = "SAGEMAKER_MULTI_MODEL"
+	EnvMaxModels  = "TESTMODEL_MAX_MODELS"
+	EnvLoadDelay  = "TESTMODEL_LOAD_DELAY"
 )
 
 const (
@@ -62,6 +106,11 @@ const (
 	DefaultModelDir = "/opt/ml/model"
 	// HeaderCustomAttributes is echoed back as "echo:" + its value.
 	HeaderCustomAttributes = "X-Amzn-SageMaker-Custom-Attributes"
+	// HeaderTargetModel carries the client's TargetModel to a multi-model
+	// invoke.
+	HeaderTargetModel = "X-Amzn-SageMaker-Target-Model"
+	// FailLoadFile in a model directory makes its load fail.
+	FailLoadFile = "FAIL_LOAD"
 	// ExitAtStartLine is the stderr line of TESTMODEL_EXIT_AT_START.
 	ExitAtStartLine = "testmodel: failing at start as asked"
 	// CrashExitCode is the exit code of the crash knob.
@@ -82,13 +131,22 @@ type Config struct {
 	PingDelay time.Duration
 	// ModelDir is the directory whose files answers list ("" for none).
 	ModelDir string
+	// Container is reported in every answer (TESTMODEL_CONTAINER).
+	Container string
+	// MultiModel serves the multi-model API (SAGEMAKER_MULTI_MODEL=true).
+	MultiModel bool
+	// MaxModels > 0: a load answers 507 while this many models are loaded.
+	MaxModels int
+	// LoadDelay: each load takes this long.
+	LoadDelay time.Duration
 	// Log receives one line per request (nil: discarded).
 	Log io.Writer
 }
 
 // ConfigFromEnv reads the Config from the process environment.
 func ConfigFromEnv() (Config, error) {
-	cfg := Config{Name: os.Getenv(EnvName), Port: DefaultPort, Log: os.Stdout}
+	cfg := Config{Name: os.Getenv(EnvName), Port: DefaultPort, Log: os.Stdout, Container: os.Getenv(EnvContainer),
+		MultiModel: strings.EqualFold(os.Getenv(EnvMultiModel), "true")}
 	if v := os.Getenv(EnvBindToPort); v != "" {
 		p, err := strconv.Atoi(v)
 		if err != nil || p <= 0 || p > 65535 {
@@ -102,6 +160,20 @@ func ConfigFromEnv() (Config, error) {
 			return cfg, fmt.Errorf("invalid %s %q: %w", EnvPingDelay, v, err)
 		}
 		cfg.PingDelay = d
+	}
+	if v := os.Getenv(EnvLoadDelay); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return cfg, fmt.Errorf("invalid %s %q: %w", EnvLoadDelay, v, err)
+		}
+		cfg.LoadDelay = d
+	}
+	if v := os.Getenv(EnvMaxModels); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return cfg, fmt.Errorf("invalid %s %q", EnvMaxModels, v)
+		}
+		cfg.MaxModels = n
 	}
 	if v, ok := os.LookupEnv(EnvModelDir); ok {
 		cfg.ModelDir = v
@@ -158,7 +230,11 @@ func run() int {
 		}
 	}()
 
-	fmt.Fprintf(os.Stdout, "testmodel: %q listening on %s (pid %d)\n", cfg.Name, addr, os.Getpid())
+	mode := ""
+	if cfg.MultiModel {
+		mode = ", multi-model"
+	}
+	fmt.Fprintf(os.Stdout, "testmodel: %q listening on %s (pid %d%s)\n", cfg.Name, addr, os.Getpid(), mode)
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintln(os.Stderr, "testmodel:", err)
 		return 1
@@ -181,7 +257,9 @@ type Knobs struct {
 	ChunkDelay   string `json:"chunk_delay,omitempty"`
 }
 
-// Report is the JSON answer of /invocations.
+// Report is the JSON answer of /invocations and of a multi-model invoke.
+// The model fields are set by a multi-model invoke only; ModelFiles then
+// lists the files of the invoked model's url.
 type Report struct {
 	Name              string              `json:"name"`
 	PID               int                 `json:"pid"`
@@ -196,6 +274,23 @@ type Report struct {
 	EnvNames          []string            `json:"env_names"`
 	ModelFiles        []string            `json:"model_files"`
 	ModelFileContents map[string]string   `json:"model_file_contents"`
+	// Container is TESTMODEL_CONTAINER.
+	Container string `json:"container,omitempty"`
+
+	ModelName string `json:"model_name,omitempty"`
+	ModelURL  string `json:"model_url,omitempty"`
+	// TargetModel is the X-Amzn-SageMaker-Target-Model header.
+	TargetModel string `json:"target_model,omitempty"`
+	// ModelLoadedAt is when the invoked model's load finished.
+	ModelLoadedAt *time.Time `json:"model_loaded_at,omitempty"`
+	// ModelInvocations counts the invoked model's invocations since its
+	// load, this one included.
+	ModelInvocations int64 `json:"model_invocations,omitempty"`
+	// LoadedModels are the names loaded right now, sorted.
+	LoadedModels []string `json:"loaded_models,omitempty"`
+	// Loads and Unloads count the successful loads and unloads so far.
+	Loads   int64 `json:"loads,omitempty"`
+	Unloads int64 `json:"unloads,omitempty"`
 }
 
 // Chunk is one line of a streamed answer.
@@ -206,17 +301,21 @@ type Chunk struct {
 }
 
 type handler struct {
-	cfg   Config
-	ready time.Time
-	logMu sync.Mutex
+	cfg    Config
+	ready  time.Time
+	logMu  sync.Mutex
+	models *registry
 }
 
 // NewHandler returns the test model's HTTP handler.
 func NewHandler(cfg Config) http.Handler {
-	h := &handler{cfg: cfg, ready: time.Now().Add(cfg.PingDelay)}
+	h := &handler{cfg: cfg, ready: time.Now().Add(cfg.PingDelay), models: newRegistry()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ping", h.ping)
 	mux.HandleFunc("POST /invocations", h.invocations)
+	if cfg.MultiModel {
+		h.multiModelRoutes(mux)
+	}
 	return h.logged(mux)
 }
 
@@ -236,6 +335,12 @@ func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) invocations(w http.ResponseWriter, r *http.Request) {
+	h.answer(w, r, nil)
+}
+
+// answer serves an invocation: of the single model (m nil) or of the
+// multi-model entry m.
+func (h *handler) answer(w http.ResponseWriter, r *http.Request, m *invoked) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		http.Error(w, "testmodel: reading body: "+err.Error(), http.StatusBadRequest)
@@ -302,7 +407,7 @@ func (h *handler) invocations(w http.ResponseWriter, r *http.Request) {
 		h.stream(w, r, status, knobs)
 		return
 	}
-	rep := h.report(r, body)
+	rep := h.report(r, body, m)
 	b, _ := json.Marshal(rep)
 	w.WriteHeader(status)
 	w.Write(b)
@@ -370,7 +475,7 @@ func parseKnobs(contentType string, body []byte) (Knobs, error) {
 	return k, nil
 }
 
-func (h *handler) report(r *http.Request, body []byte) Report {
+func (h *handler) report(r *http.Request, body []byte, m *invoked) Report {
 	host, _ := os.Hostname()
 	cwd, _ := os.Getwd()
 	rep := Report{
@@ -387,6 +492,7 @@ func (h *handler) report(r *http.Request, body []byte) Report {
 		EnvNames:          []string{},
 		ModelFiles:        []string{},
 		ModelFileContents: map[string]string{},
+		Container:         h.cfg.Container,
 	}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
@@ -396,27 +502,40 @@ func (h *handler) report(r *http.Request, body []byte) Report {
 		}
 	}
 	sort.Strings(rep.EnvNames)
-	if h.cfg.ModelDir != "" {
-		filepath.WalkDir(h.cfg.ModelDir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() {
-				return nil
-			}
-			rel, err := filepath.Rel(h.cfg.ModelDir, p)
-			if err != nil {
-				return nil
-			}
-			rel = filepath.ToSlash(rel)
-			rep.ModelFiles = append(rep.ModelFiles, rel)
-			if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() && fi.Size() < maxReportedFile {
-				if b, err := os.ReadFile(p); err == nil {
-					rep.ModelFileContents[rel] = string(b)
-				}
-			}
-			return nil
-		})
-		sort.Strings(rep.ModelFiles)
+	dir := h.cfg.ModelDir
+	if m != nil {
+		m.fill(&rep)
+		dir = m.url
+	}
+	if dir != "" {
+		rep.ModelFiles, rep.ModelFileContents = modelFiles(dir)
 	}
 	return rep
+}
+
+// modelFiles lists the files under dir (slash-separated, sorted) and the
+// contents of the small ones.
+func modelFiles(dir string) ([]string, map[string]string) {
+	files, contents := []string{}, map[string]string{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return nil
+		}
+		rel = filepath.ToSlash(rel)
+		files = append(files, rel)
+		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() && fi.Size() < maxReportedFile {
+			if b, err := os.ReadFile(p); err == nil {
+				contents[rel] = string(b)
+			}
+		}
+		return nil
+	})
+	sort.Strings(files)
+	return files, contents
 }
 
 // logged writes one line per request to cfg.Log.

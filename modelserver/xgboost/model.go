@@ -19,7 +19,12 @@
 //     with text/csv, text/libsvm, application/json, application/jsonlines and
 //     application/x-recordio-protobuf bodies, answers chosen by Accept, the
 //     container's selectable inference output (SAGEMAKER_INFERENCE_OUTPUT),
-//     and the container's status codes and messages.
+//     and the container's status codes and messages. With
+//     SAGEMAKER_MULTI_MODEL=true (multimodel.go) it starts with no model and
+//     serves SageMaker's multi-model container API instead: models loaded
+//     by name from directories with POST /models, listed, described and
+//     unloaded under /models, and invoked with
+//     POST /models/{model_name}/invoke, which predicts as /invocations does.
 //
 // Main runs it as a process: `sagehost model-server xgboost serve`.
 package xgboost

@@ -25,6 +25,7 @@ import (
 const (
 	EnvModelDir         = "SM_MODEL_DIR"           // default /opt/ml/model
 	EnvBindToPort       = "SAGEMAKER_BIND_TO_PORT" // default 8080
+	EnvMultiModel       = "SAGEMAKER_MULTI_MODEL"  // "true": the multi-model API
 	EnvInferenceOutput  = "SAGEMAKER_INFERENCE_OUTPUT"
 	EnvDefaultAccept    = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 	EnvBatch            = "SAGEMAKER_BATCH"
@@ -90,8 +91,21 @@ func ConfigFromEnv() (Config, error) {
 }
 
 type handler struct {
-	m   *Model
+	m   *Model // nil in multi-model mode
 	cfg Config
+	// models are the multi-model mode's loaded models.
+	models *modelTable
+}
+
+// newHandler fills in cfg's defaults.
+func newHandler(model *Model, cfg Config) *handler {
+	if cfg.DefaultAccept == "" {
+		cfg.DefaultAccept = mimeCSV
+	}
+	if cfg.MaxContentLength <= 0 {
+		cfg.MaxContentLength = DefaultMaxContentLength
+	}
+	return &handler{m: model, cfg: cfg}
 }
 
 // NewHandler serves a model with the default Config: GET /ping,
@@ -100,13 +114,7 @@ func NewHandler(model *Model) http.Handler { return NewHandlerWithConfig(model, 
 
 // NewHandlerWithConfig serves a model.
 func NewHandlerWithConfig(model *Model, cfg Config) http.Handler {
-	if cfg.DefaultAccept == "" {
-		cfg.DefaultAccept = mimeCSV
-	}
-	if cfg.MaxContentLength <= 0 {
-		cfg.MaxContentLength = DefaultMaxContentLength
-	}
-	h := &handler{m: model, cfg: cfg}
+	h := newHandler(model, cfg)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ping", h.ping) // also HEAD
 	mux.HandleFunc("POST /invocations", h.invocations)
@@ -115,7 +123,8 @@ func NewHandlerWithConfig(model *Model, cfg Config) http.Handler {
 }
 
 func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
-	// The model was loaded before the server started: always ready.
+	// The model was loaded before the server started (or, in multi-model
+	// mode, models come later): always ready.
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -143,6 +152,11 @@ func fail(w http.ResponseWriter, status int, msg string) {
 }
 
 func (h *handler) invocations(w http.ResponseWriter, r *http.Request) {
+	h.predict(w, r, h.m)
+}
+
+// predict answers an invocation of model m.
+func (h *handler) predict(w http.ResponseWriter, r *http.Request, m *Model) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxContentLength))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -190,14 +204,14 @@ func (h *handler) invocations(w http.ResponseWriter, r *http.Request) {
 	if rec, ok := w.(*recorder); ok {
 		rec.rows = rows.numRows()
 	}
-	if width > h.m.numFeature {
+	if width > m.numFeature {
 		format := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(ct, "text/"), "application/"), "x-")
 		fail(w, http.StatusBadRequest, fmt.Sprintf(
 			"Unable to evaluate payload provided: Feature size of %s inference data %d is larger than feature size of trained model %d.",
-			format, width, h.m.numFeature))
+			format, width, m.numFeature))
 		return
 	}
-	pred := h.m.predict(rows, PredictOptions{})
+	pred := m.predict(rows, PredictOptions{})
 
 	accept, ok := h.accept(r.Header.Values("Accept"))
 	if !ok {
@@ -207,14 +221,14 @@ func (h *handler) invocations(w http.ResponseWriter, r *http.Request) {
 	}
 	var out []byte
 	if h.cfg.InferenceOutput != nil {
-		if h.m.obj.selectable == nil {
+		if m.obj.selectable == nil {
 			fail(w, http.StatusInternalServerError, fmt.Sprintf(
-				"Objective `%s` unsupported for selectable inference predictions.", h.m.obj.name))
+				"Objective `%s` unsupported for selectable inference predictions.", m.obj.name))
 			return
 		}
 		sel := make([][]selected, pred.Rows)
 		for i := range sel {
-			sel[i] = selectPredictions(h.m.obj, h.m.numClass, pred.Row(i), h.cfg.InferenceOutput)
+			sel[i] = selectPredictions(m.obj, m.numClass, pred.Row(i), h.cfg.InferenceOutput)
 		}
 		out = encodeSelected(sel, h.cfg.InferenceOutput, accept, h.cfg.Batch)
 	} else {
@@ -334,19 +348,17 @@ func (r *recorder) Write(b []byte) (int, error) {
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Main runs the XGBoost model server as the whole process: it loads the
-// model from $SM_MODEL_DIR (default /opt/ml/model), listens on
-// 0.0.0.0:$SAGEMAKER_BIND_TO_PORT (default 8080), logs to stdout, and exits
-// 0 after SIGTERM or SIGINT, 1 if it cannot start.
+// model from $SM_MODEL_DIR (default /opt/ml/model), or with
+// SAGEMAKER_MULTI_MODEL=true starts with no model and serves the
+// multi-model API; it listens on 0.0.0.0:$SAGEMAKER_BIND_TO_PORT (default
+// 8080), logs to stdout, and exits 0 after SIGTERM or SIGINT, 1 if it
+// cannot start.
 func Main() {
 	os.Exit(run())
 }
 
 func run() int {
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil)).With("server", "xgboost")
-	dir := DefaultModelDir
-	if v := os.Getenv(EnvModelDir); v != "" {
-		dir = v
-	}
 	port := DefaultPort
 	if v := os.Getenv(EnvBindToPort); v != "" {
 		p, err := strconv.Atoi(v)
@@ -362,23 +374,58 @@ func run() int {
 		return 1
 	}
 	cfg.Logger = log
-	start := time.Now()
-	model, err := Load(dir)
-	if err != nil {
+	var h http.Handler
+	var attrs []any
+	if strings.EqualFold(os.Getenv(EnvMultiModel), "true") {
+		h, attrs = NewMultiModelHandler(cfg), []any{"mode", "multi-model"}
+	} else if h, attrs, err = singleModel(cfg); err != nil {
 		log.Error("cannot load the model", "error", err)
 		return 1
 	}
-	if cfg.InferenceOutput != nil && model.obj.selectable == nil {
-		log.Warn("the objective has no selectable inference output; invocations will fail",
-			EnvInferenceOutput, strings.Join(cfg.InferenceOutput, ","), "objective", model.Objective())
+	return serve(log, port, h, attrs)
+}
+
+// singleModel loads the model of SM_MODEL_DIR and returns its handler and
+// what to log about it.
+func singleModel(cfg Config) (http.Handler, []any, error) {
+	dir := DefaultModelDir
+	if v := os.Getenv(EnvModelDir); v != "" {
+		dir = v
 	}
+	start := time.Now()
+	model, err := Load(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	warnSelectable(cfg, model)
+	return NewHandlerWithConfig(model, cfg), append([]any{"model_dir", dir}, append(modelAttrs(model),
+		"load_time", time.Since(start).Round(time.Millisecond))...), nil
+}
+
+// modelAttrs describe a model in a log line.
+func modelAttrs(m *Model) []any {
+	return []any{"format", m.Format(), "xgboost_version", m.Version(), "booster", m.Booster(), "objective", m.Objective(),
+		"features", m.NumFeature(), "trees", m.NumTrees(), "trees_used", m.DefaultTrees()}
+}
+
+// warnSelectable logs when SAGEMAKER_INFERENCE_OUTPUT asks for what the
+// model's objective cannot give.
+func warnSelectable(cfg Config, m *Model) {
+	if cfg.Logger != nil && cfg.InferenceOutput != nil && m.obj.selectable == nil {
+		cfg.Logger.Warn("the objective has no selectable inference output; invocations will fail",
+			EnvInferenceOutput, strings.Join(cfg.InferenceOutput, ","), "objective", m.Objective())
+	}
+}
+
+// serve serves h until SIGTERM or SIGINT.
+func serve(log *slog.Logger, port int, h http.Handler, attrs []any) int {
 	addr := net.JoinHostPort("0.0.0.0", strconv.Itoa(port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		log.Error("cannot listen", "error", err)
 		return 1
 	}
-	srv := &http.Server{Handler: NewHandlerWithConfig(model, cfg), ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
@@ -392,10 +439,7 @@ func run() int {
 		srv.Shutdown(ctx)
 	}()
 
-	log.Info("serving", "addr", addr, "pid", os.Getpid(), "model_dir", dir, "format", model.Format(),
-		"xgboost_version", model.Version(), "booster", model.Booster(), "objective", model.Objective(),
-		"features", model.NumFeature(), "trees", model.NumTrees(), "trees_used", model.DefaultTrees(),
-		"load_time", time.Since(start).Round(time.Millisecond))
+	log.Info("serving", append([]any{"addr", addr, "pid", os.Getpid()}, attrs...)...)
 	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		log.Error("serving failed", "error", err)
 		return 1
