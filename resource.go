@@ -245,3 +245,176 @@ func (k EndpointKey) LogGroup() string { return "/aws/sagemaker/Endpoints/" + k.
 func (k EndpointKey) LogGroupARN() string {
 	return "arn:" + Partition(k.Region) + ":logs:" + k.Region + ":" + k.Account + ":log-group:" + k.LogGroup()
 }
+
+// InferenceComponentSpec is what an inference component runs, as
+// CreateInferenceComponent and UpdateInferenceComponent take it: one
+// Specification, or Specifications with one entry per instance type, and the
+// RuntimeConfig of the request (the stored desired copy count is
+// InferenceComponentState.DesiredCopyCount; stored deployments leave
+// RuntimeConfig nil).
+type InferenceComponentSpec struct {
+	Specification  *InferenceComponentSpecification  `json:"Specification,omitempty"`
+	Specifications []InferenceComponentSpecification `json:"Specifications,omitempty"`
+	RuntimeConfig  *InferenceComponentRuntimeConfig  `json:"RuntimeConfig,omitempty"`
+}
+
+// List returns the specifications: the Specification alone, or
+// Specifications.
+func (s *InferenceComponentSpec) List() []InferenceComponentSpecification {
+	if s.Specification != nil {
+		return []InferenceComponentSpecification{*s.Specification}
+	}
+	return s.Specifications
+}
+
+// ForInstanceType returns the specification that applies to copies on an
+// instance type: the entry naming that type, else the entry that names none;
+// nil when no entry applies.
+func (s *InferenceComponentSpec) ForInstanceType(instanceType string) *InferenceComponentSpecification {
+	list := s.List()
+	for i := range list {
+		if list[i].InstanceType == instanceType {
+			return &list[i]
+		}
+	}
+	for i := range list {
+		if list[i].InstanceType == "" {
+			return &list[i]
+		}
+	}
+	return nil
+}
+
+// BaseInferenceComponentName returns the base component of an adapter
+// component ("" for a component that is not an adapter).
+func (s *InferenceComponentSpec) BaseInferenceComponentName() string {
+	for _, sp := range s.List() {
+		if sp.BaseInferenceComponentName != "" {
+			return sp.BaseInferenceComponentName
+		}
+	}
+	return ""
+}
+
+// InferenceComponentSpecification is one specification of an inference
+// component: the model (a named model, or a container) and the resources
+// each copy reserves. An adapter component names its base component and
+// carries only its adapter artifacts (Container.ArtifactUrl).
+type InferenceComponentSpecification struct {
+	// InstanceType says which instance type the entry applies to (in
+	// Specifications; "" applies to any).
+	InstanceType                string                                         `json:"InstanceType,omitempty"`
+	ModelName                   string                                         `json:"ModelName,omitempty"`
+	Container                   *InferenceComponentContainer                   `json:"Container,omitempty"`
+	StartupParameters           *InferenceComponentStartupParameters           `json:"StartupParameters,omitempty"`
+	ComputeResourceRequirements *InferenceComponentComputeResourceRequirements `json:"ComputeResourceRequirements,omitempty"`
+	BaseInferenceComponentName  string                                         `json:"BaseInferenceComponentName,omitempty"`
+	// DataCacheConfig and SchedulingConfig are stored and returned as given.
+	DataCacheConfig  json.RawMessage `json:"DataCacheConfig,omitempty"`
+	SchedulingConfig json.RawMessage `json:"SchedulingConfig,omitempty"`
+}
+
+// InferenceComponentContainer is the container of a component that names no
+// model (or, for an adapter, where its adapter artifacts are).
+type InferenceComponentContainer struct {
+	Image       string            `json:"Image,omitempty"`
+	ArtifactUrl string            `json:"ArtifactUrl,omitempty"`
+	Environment map[string]string `json:"Environment,omitempty"`
+}
+
+// InferenceComponentStartupParameters bound the start of each copy, in
+// seconds (0: the default).
+type InferenceComponentStartupParameters struct {
+	ModelDataDownloadTimeoutInSeconds           int `json:"ModelDataDownloadTimeoutInSeconds,omitempty"`
+	ContainerStartupHealthCheckTimeoutInSeconds int `json:"ContainerStartupHealthCheckTimeoutInSeconds,omitempty"`
+}
+
+// InferenceComponentComputeResourceRequirements is what each copy of a
+// component reserves on its instance. Zero means unset (the API's minimums
+// are 0.25 cores, 1 accelerator and 128 MB).
+type InferenceComponentComputeResourceRequirements struct {
+	NumberOfCpuCoresRequired           float64 `json:"NumberOfCpuCoresRequired,omitempty"`
+	NumberOfAcceleratorDevicesRequired float64 `json:"NumberOfAcceleratorDevicesRequired,omitempty"`
+	MinMemoryRequiredInMb              int     `json:"MinMemoryRequiredInMb"`
+	MaxMemoryRequiredInMb              int     `json:"MaxMemoryRequiredInMb,omitempty"`
+}
+
+// InferenceComponentRuntimeConfig is a component's requested copy count.
+type InferenceComponentRuntimeConfig struct {
+	CopyCount int `json:"CopyCount"`
+}
+
+// InferenceComponentDeployment is one version of what a component runs: its
+// specification as given and a snapshot of the models it names, taken when
+// the version was requested, so that deleting a model later does not disturb
+// the component.
+type InferenceComponentDeployment struct {
+	// ID changes whenever the specification changes; copies started for
+	// one ID are rolled over to the next.
+	ID string `json:"ID"`
+	// Generation counts the specification's versions, from 1.
+	Generation int `json:"Generation"`
+	// Spec is the decoded specification (RuntimeConfig nil); SpecDoc the
+	// Specification or Specifications member exactly as the request gave it.
+	Spec      InferenceComponentSpec `json:"Spec"`
+	SpecDoc   json.RawMessage        `json:"SpecDoc"`
+	Models    map[string]ModelSpec   `json:"Models,omitempty"`
+	StartTime time.Time              `json:"StartTime"`
+}
+
+// Model returns the model a specification runs: the snapshot of its
+// ModelName, or a one-container model made of its Container (an adapter's
+// container has no Image: its base component's model runs it).
+func (d *InferenceComponentDeployment) Model(sp *InferenceComponentSpecification) (ModelSpec, bool) {
+	if sp.ModelName != "" {
+		m, ok := d.Models[sp.ModelName]
+		return m, ok
+	}
+	if sp.Container == nil {
+		return ModelSpec{}, false
+	}
+	return ModelSpec{PrimaryContainer: &ContainerDefinition{
+		Image:        sp.Container.Image,
+		ModelDataUrl: sp.Container.ArtifactUrl,
+		Environment:  sp.Container.Environment,
+	}}, true
+}
+
+// InferenceComponentPlacement is how many copies of a component run on
+// instances of one type.
+type InferenceComponentPlacement struct {
+	InstanceType     string `json:"InstanceType"`
+	CurrentCopyCount int    `json:"CurrentCopyCount"`
+}
+
+// InferenceComponentState is the stored document of an inference component.
+// Its Record.Status is one of SageMaker's InferenceComponentStatus values:
+// StatusCreating, StatusInService, StatusUpdating, StatusFailed,
+// StatusDeleting.
+type InferenceComponentState struct {
+	// EndpointName is the endpoint's name as created; VariantName the
+	// variant (with no ModelName) that hosts the component.
+	EndpointName string `json:"EndpointName"`
+	VariantName  string `json:"VariantName"`
+	// Current is what the component should run: the last specification
+	// requested.
+	Current InferenceComponentDeployment `json:"Current"`
+	// Previous is what ran before an UpdateInferenceComponent changed the
+	// specification; hosting rolls copies from Previous to Current, rolls
+	// back to it when the new copies fail, and clears it when done.
+	Previous *InferenceComponentDeployment `json:"Previous,omitempty"`
+	// DesiredCopyCount is the requested number of copies; CurrentCopyCount
+	// and PlacementStatus are what hosting observes (healthy copies).
+	DesiredCopyCount int                           `json:"DesiredCopyCount"`
+	CurrentCopyCount int                           `json:"CurrentCopyCount"`
+	PlacementStatus  []InferenceComponentPlacement `json:"PlacementStatus,omitempty"`
+	FailureReason    string                        `json:"FailureReason,omitempty"`
+	// LastDeploymentConfig echoes the DeploymentConfig of the last
+	// UpdateInferenceComponent call that gave one.
+	LastDeploymentConfig json.RawMessage `json:"LastDeploymentConfig,omitempty"`
+}
+
+// EndpointKey returns the key of the endpoint that hosts the component.
+func (st *InferenceComponentState) EndpointKey(rec *Record) EndpointKey {
+	return EndpointKey{Account: rec.Account, Region: rec.Region, Name: st.EndpointName}
+}

@@ -51,6 +51,13 @@ var controlOps = map[string]controlOp{
 	"UpdateEndpoint":                     op((*control.Service).UpdateEndpoint),
 	"UpdateEndpointWeightsAndCapacities": op((*control.Service).UpdateEndpointWeightsAndCapacities),
 
+	"CreateInferenceComponent":              op((*control.Service).CreateInferenceComponent),
+	"DescribeInferenceComponent":            op((*control.Service).DescribeInferenceComponent),
+	"ListInferenceComponents":               op((*control.Service).ListInferenceComponents),
+	"UpdateInferenceComponent":              op((*control.Service).UpdateInferenceComponent),
+	"UpdateInferenceComponentRuntimeConfig": op((*control.Service).UpdateInferenceComponentRuntimeConfig),
+	"DeleteInferenceComponent":              op((*control.Service).DeleteInferenceComponent),
+
 	"AddTags":    op((*control.Service).AddTags),
 	"ListTags":   op((*control.Service).ListTags),
 	"DeleteTags": op((*control.Service).DeleteTags),

@@ -1,5 +1,5 @@
 // Package control implements SageMaker's control-plane operations for
-// models, endpoint configs, endpoints and tags: the checks that go beyond the
+// models, endpoint configs, endpoints, inference components and tags: the checks that go beyond the
 // API shapes (references between resources, states, uniqueness), ARNs and
 // timestamps, persistence through a sagehost.Store, and the notice to the
 // reconciler that an endpoint's desired state changed.

@@ -294,6 +294,11 @@ func dataCaptureSummary(raw json.RawMessage) map[string]any {
 // DeleteEndpoint marks an endpoint Deleting; the reconciler stops its
 // instances and removes it.
 func (s *Service) DeleteEndpoint(ctx context.Context, c sagehost.Caller, in *EndpointNameInput) (*struct{}, error) {
+	if rec, err := s.Store.Get(ctx, sagehost.KindEndpoint, c.Account, c.Region, in.EndpointName); err == nil {
+		if err := s.checkEndpointHasNoComponents(ctx, c, rec); err != nil {
+			return nil, err
+		}
+	}
 	rec, err := s.Store.Update(ctx, sagehost.KindEndpoint, c.Account, c.Region, in.EndpointName, func(r *sagehost.Record) error {
 		r.Status = sagehost.StatusDeleting
 		r.LastModifiedTime = s.now()

@@ -23,6 +23,10 @@ type ListInput struct {
 	LastModifiedTimeBefore *Time  `json:"LastModifiedTimeBefore"`
 	LastModifiedTimeAfter  *Time  `json:"LastModifiedTimeAfter"`
 	StatusEquals           string `json:"StatusEquals"`
+	// EndpointNameEquals and VariantNameEquals filter
+	// ListInferenceComponents (the caller applies them).
+	EndpointNameEquals string `json:"EndpointNameEquals"`
+	VariantNameEquals  string `json:"VariantNameEquals"`
 }
 
 // page filters, sorts and paginates records. defaultMax is the operation's
