@@ -15,6 +15,10 @@ const (
 	LabelVariant    = "sagehost.variant"
 	LabelDeployment = "sagehost.deployment"
 	LabelInstance   = "sagehost.instance"
+	// LabelComponent names the inference component an instance is a copy
+	// of, and LabelHost the (virtual) host instance it is placed on.
+	LabelComponent = "sagehost.component"
+	LabelHost      = "sagehost.host"
 	// LabelGPUs lists the GPU devices of an instance, comma-separated, so
 	// that they stay reserved when the instance is adopted after a restart.
 	LabelGPUs = "sagehost.gpus"

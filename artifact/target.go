@@ -64,4 +64,3 @@ func (f *Fetcher) dirSize(dir string) int64 {
 	sizes.Store(dir, n)
 	return n
 }
-

@@ -25,6 +25,11 @@ import (
 // instance is the controller's record of one instance.
 type instance struct {
 	instView
+	// component and host are set for a copy of an inference component:
+	// its component, the host it is placed on, what it reserves there.
+	component    string
+	host         string
+	res          reservation
 	backend      sagehost.Backend
 	handle       *sagehost.InstanceHandle
 	route        *invoke.Instance
@@ -47,6 +52,7 @@ type controller struct {
 	fetches   map[string]fetchView
 	dirs      map[string]string // fetched model data by fetchKey
 	vmetrics  map[string]*metrics.Variant
+	comps     []control.InferenceComponent
 	published any // signature of the last routing table
 	status    string
 	state     *sagehost.EndpointState
@@ -127,7 +133,12 @@ func (c *controller) load(ctx context.Context) bool {
 		c.log.Error("decode endpoint", "err", err)
 		return false
 	}
-	c.status, c.state = rec.Status, st
+	comps, err := control.EndpointInferenceComponents(ctx, c.m.cfg.Store, c.key)
+	if err != nil {
+		c.log.Warn("read inference components", "err", err)
+		return false
+	}
+	c.status, c.state, c.comps = rec.Status, st, comps
 	return true
 }
 
@@ -137,6 +148,13 @@ func (c *controller) adopt(ctx context.Context, handles []*sagehost.InstanceHand
 		dep, variant := h.Labels[sagehost.LabelDeployment], h.Labels[sagehost.LabelVariant]
 		d := c.deployment(dep)
 		b := c.m.backend(h.Backend)
+		if h.Labels[sagehost.LabelComponent] != "" {
+			if !c.adoptCopy(ctx, b, h) {
+				c.log.Info("removing copy no inference component wants", "instance", h.ID)
+				c.destroy(ctx, b, h.ID)
+			}
+			continue
+		}
 		if d == nil || d.Variant(variant) == nil || c.status == sagehost.StatusDeleting || c.status == sagehost.StatusFailed {
 			c.log.Info("removing instance no deployment wants", "instance", h.ID)
 			c.destroy(ctx, b, h.ID)
@@ -211,7 +229,9 @@ func (c *controller) reconcile(ctx context.Context) bool {
 	}
 	views := make([]instView, 0, len(c.instances))
 	for _, inst := range c.instances {
-		views = append(views, inst.instView)
+		if inst.component == "" { // copies of components are planned apart
+			views = append(views, inst.instView)
+		}
 	}
 	p := computePlan(planInput{
 		Status: c.status, State: c.state, Instances: views, Fetches: c.fetches,
@@ -230,6 +250,7 @@ func (c *controller) reconcile(ctx context.Context) bool {
 		c.start(ctx, s)
 	}
 	c.apply(ctx, p)
+	c.reconcileComponents(ctx)
 	c.publish()
 	if c.status == sagehost.StatusDeleting && len(c.instances) == 0 {
 		c.m.cfg.Router.Remove(c.key)
@@ -374,10 +395,11 @@ func observe(st *sagehost.EndpointState, healthy map[string]int) {
 func (c *controller) publish() {
 	t := &invoke.Table{Key: c.key, Status: c.status}
 	type sig struct {
-		Status    string
-		Variants  []string
-		Weights   []float64
-		Instances []string
+		Status     string
+		Variants   []string
+		Weights    []float64
+		Instances  []string
+		Components []string
 	}
 	var s sig
 	s.Status = c.status
@@ -404,6 +426,9 @@ func (c *controller) publish() {
 			s.Variants = append(s.Variants, v.VariantName)
 			s.Weights = append(s.Weights, v.CurrentWeight)
 		}
+	}
+	if t.ComponentHost && (c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating) {
+		t.Components, s.Components = c.componentRoutes()
 	}
 	if c.published != nil && reflect.DeepEqual(c.published, s) {
 		return
@@ -447,6 +472,20 @@ func (c *controller) routingOf(d *sagehost.Deployment, v *sagehost.VariantState,
 	iv.MultiModel = mm
 }
 
+// componentMetrics returns a component's invocation series, resolved once.
+func (c *controller) componentMetrics(variant, component string) *metrics.Variant {
+	if c.m.cfg.Metrics == nil {
+		return nil
+	}
+	k := variant + "\x00" + component
+	vm, ok := c.vmetrics[k]
+	if !ok {
+		vm = c.m.cfg.Metrics.Component(c.key, variant, component)
+		c.vmetrics[k] = vm
+	}
+	return vm
+}
+
 // variantMetrics returns a variant's invocation series, resolved once.
 func (c *controller) variantMetrics(variant string) *metrics.Variant {
 	if c.m.cfg.Metrics == nil {
@@ -465,23 +504,30 @@ func (c *controller) fetch(ctx context.Context, f fetchReq) {
 	d := c.deployment(f.Deployment)
 	v := d.Variant(f.Variant)
 	model := d.Models[v.ModelName]
-	cdef := model.ContainerList()[f.Container]
 	timeout := DefaultFetchTimeout
 	for _, pv := range d.Config.ProductionVariants {
 		if pv.VariantName == f.Variant && pv.ModelDataDownloadTimeoutInSeconds != nil {
 			timeout = time.Duration(*pv.ModelDataDownloadTimeoutInSeconds) * time.Second
 		}
 	}
+	c.fetchModelData(ctx, f.Key, model, f.Container, fmt.Sprintf("variant %q", f.Variant), timeout)
+}
+
+// fetchModelData fetches one container's model data in the background,
+// recording the outcome under key.
+func (c *controller) fetchModelData(ctx context.Context, key string, model sagehost.ModelSpec, container int, of string, timeout time.Duration) {
+	f := struct{ Key string }{key}
+	cdef := model.ContainerList()[container]
 	c.fetches[f.Key] = fetchView{}
-	name := containerName(model, f.Container)
+	name := containerName(model, container)
 	go func() {
 		fctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		dir, err := c.m.cfg.ModelData.Fetch(fctx, cdef)
 		c.post(ctx, func() {
 			if err != nil {
-				c.log.Warn("fetch model data", "variant", f.Variant, "container", name, "err", err)
-				c.fetches[f.Key] = fetchView{Done: true, Err: fmt.Sprintf("Failed to download model data for container %q of variant %q: %v", name, f.Variant, err)}
+				c.log.Warn("fetch model data", "of", of, "container", name, "err", err)
+				c.fetches[f.Key] = fetchView{Done: true, Err: fmt.Sprintf("Failed to download model data for container %q of %s: %v", name, of, err)}
 				return
 			}
 			c.fetches[f.Key] = fetchView{Done: true}
@@ -514,12 +560,10 @@ func newInstanceID() string {
 // spec builds the InstanceSpec of an instance; false if model data is not
 // fetched yet.
 func (c *controller) spec(inst *instance) (sagehost.InstanceSpec, bool) {
-	d := c.deployment(inst.Deployment)
-	if d == nil {
+	model, instanceType, scope, ok := c.modelOf(inst)
+	if !ok {
 		return sagehost.InstanceSpec{}, false
 	}
-	v := d.Variant(inst.Variant)
-	model := d.Models[v.ModelName]
 	containers := model.ContainerList()
 	spec := sagehost.InstanceSpec{
 		ID: inst.ID,
@@ -527,13 +571,17 @@ func (c *controller) spec(inst *instance) (sagehost.InstanceSpec, bool) {
 			sagehost.LabelAccount: c.key.Account, sagehost.LabelRegion: c.key.Region, sagehost.LabelEndpoint: c.key.Name,
 			sagehost.LabelVariant: inst.Variant, sagehost.LabelDeployment: inst.Deployment, sagehost.LabelInstance: inst.ID,
 		},
-		InstanceType: v.InstanceType,
+		InstanceType: instanceType,
+	}
+	if inst.component != "" {
+		spec.Labels[sagehost.LabelComponent] = inst.component
+		spec.Labels[sagehost.LabelHost] = inst.host
 	}
 	for i, cdef := range containers {
 		dir := ""
 		if hasModelData(cdef) {
 			var ok bool
-			if dir, ok = c.dirs[fetchKey(d.ID, inst.Variant, i)]; !ok {
+			if dir, ok = c.dirs[fetchKey(inst.Deployment, scope, i)]; !ok {
 				return sagehost.InstanceSpec{}, false
 			}
 		}
@@ -577,7 +625,7 @@ func (c *controller) start(ctx context.Context, s startReq) {
 	}
 	inst.backend = c.m.backendFor(spec.Containers[0].Image)
 	c.instances[inst.ID] = inst
-	if err := c.assignGPUs(&spec); err != nil {
+	if err := c.assignGPUs(inst, &spec); err != nil {
 		c.log.Warn("cannot place instance", "variant", s.Variant, "instance", inst.ID, "err", err)
 		inst.Phase, inst.Failure = phaseFailed, fmt.Sprintf("Could not start an instance of variant %q: %v", s.Variant, err)
 		return
@@ -593,7 +641,7 @@ func (c *controller) restart(ctx context.Context, inst *instance) {
 		inst.NextRestart = time.Now().Add(time.Second)
 		return
 	}
-	if err := c.assignGPUs(&spec); err != nil {
+	if err := c.assignGPUs(inst, &spec); err != nil {
 		c.backoff(inst, fmt.Sprintf("Could not restart instance %s of variant %q: %v", inst.ID, inst.Variant, err))
 		return
 	}
@@ -605,12 +653,19 @@ func (c *controller) restart(ctx context.Context, inst *instance) {
 
 // assignGPUs gives an instance of a GPU type its own devices and records
 // them in its labels, so that they stay reserved after a restart.
-func (c *controller) assignGPUs(spec *sagehost.InstanceSpec) error {
+func (c *controller) assignGPUs(inst *instance, spec *sagehost.InstanceSpec) error {
 	t, ok := instancetype.Lookup(spec.InstanceType)
-	if !ok || !t.NVIDIA() || t.GPUs == 0 || c.m.cfg.GPUs == nil {
+	if !ok || !t.NVIDIA() || c.m.cfg.GPUs == nil {
 		return nil
 	}
-	ids, err := c.m.cfg.GPUs.Allocate(spec.ID, spec.InstanceType, t.GPUs)
+	n := t.GPUs
+	if inst.component != "" {
+		n = inst.res.Accelerators // a copy holds what it reserved
+	}
+	if n == 0 {
+		return nil
+	}
+	ids, err := c.m.cfg.GPUs.Allocate(spec.ID, spec.InstanceType, n)
 	if err != nil {
 		return err
 	}
@@ -660,7 +715,7 @@ func (c *controller) started(ctx context.Context, inst *instance, h *sagehost.In
 			return
 		}
 		inst.handle = nil
-		if isRestartable(c.status, c.state, inst.Deployment, inst.EverHealthy) {
+		if c.restartable(inst) {
 			c.backoff(inst, reason)
 			return
 		}

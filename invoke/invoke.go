@@ -133,7 +133,14 @@ func (r *Router) route(req *Request) (*Table, *Variant, error) {
 			Message: "Inference Component Name header is required for endpoints to which you plan to deploy inference components. Please include Inference Component Name header or consider using SageMaker models."}
 	}
 	if req.InferenceComponentName != "" {
-		return nil, nil, validationError("Inference component %s does not exist on endpoint %s of account %s.", req.InferenceComponentName, req.EndpointName, c.Account)
+		v := t.Components[req.InferenceComponentName]
+		if v == nil {
+			return nil, nil, validationError("Inference component %s does not exist on endpoint %s of account %s.", req.InferenceComponentName, req.EndpointName, c.Account)
+		}
+		if req.TargetVariant != "" && req.TargetVariant != v.Name {
+			return nil, nil, validationError("Inference component %s runs on variant %s, not %s.", req.InferenceComponentName, v.Name, req.TargetVariant)
+		}
+		return t, v, nil
 	}
 	if req.TargetVariant != "" {
 		v := t.variant(req.TargetVariant)
@@ -243,6 +250,10 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 			in = pick(v, skip)
 		}
 		if in == nil {
+			if req.InferenceComponentName != "" {
+				return sagehost.Errorf(sagehost.CodeServiceUnavailable,
+					"Inference component %s of endpoint %s of account %s has no healthy copy to serve the request. Try again later, or raise its copy count.", req.InferenceComponentName, req.EndpointName, req.Caller.Account)
+			}
 			return sagehost.Errorf(sagehost.CodeServiceUnavailable,
 				"No healthy instance of variant %s of endpoint %s of account %s is available. Try again later.", v.Name, req.EndpointName, req.Caller.Account)
 		}

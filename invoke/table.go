@@ -103,6 +103,9 @@ type Table struct {
 	Variants []*Variant
 	// ComponentHost is set for endpoints that host inference components.
 	ComponentHost bool
+	// Components route InferenceComponentName: each component's copies,
+	// as a variant named after the variant that hosts them.
+	Components map[string]*Variant
 }
 
 func (t *Table) totalWeight() float64 {

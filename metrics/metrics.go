@@ -25,6 +25,10 @@ var LatencyBuckets = append(prometheus.ExponentialBuckets(25e-6, 2, 22), 60)
 
 var endpointLabels = []string{"account", "region", "endpoint", "variant"}
 
+// invocationLabels add the inference component ("" for a variant's own
+// model), CloudWatch's InferenceComponentName dimension.
+var invocationLabels = append(append([]string{}, endpointLabels...), "inference_component")
+
 // Metrics is the set of sagehost's metrics, on its own registry.
 type Metrics struct {
 	Registry *prometheus.Registry
@@ -66,13 +70,13 @@ func New() *Metrics {
 	instLabels := append(append([]string{}, endpointLabels...), "instance")
 	m := &Metrics{
 		Registry:        r,
-		invocations:     counter("invocations_total", "InvokeEndpoint requests sent to a variant (CloudWatch Invocations).", endpointLabels...),
-		errors4xx:       counter("invocation_4xx_errors_total", "Invocations for which the model returned a 4xx status (CloudWatch Invocation4XXErrors).", endpointLabels...),
-		errors5xx:       counter("invocation_5xx_errors_total", "Invocations for which the model returned a 5xx status (CloudWatch Invocation5XXErrors).", endpointLabels...),
-		modelErrors:     counter("invocation_model_errors_total", "Invocations the model did not answer with 2xx: error statuses, timeouts, broken connections, oversize answers (CloudWatch InvocationModelErrors).", endpointLabels...),
-		perInstance:     counter("invocations_per_instance_total", "Each invocation adds 1/(healthy instances of its variant) (CloudWatch InvocationsPerInstance).", endpointLabels...),
-		modelLatency:    histogram("model_latency_seconds", "Time to send the request to the container, and for it to answer and its answer to be relayed (CloudWatch ModelLatency).", endpointLabels...),
-		overheadLatency: histogram("overhead_latency_seconds", "Time spent in sagehost: the whole call minus ModelLatency (CloudWatch OverheadLatency).", endpointLabels...),
+		invocations:     counter("invocations_total", "InvokeEndpoint requests sent to a variant (CloudWatch Invocations).", invocationLabels...),
+		errors4xx:       counter("invocation_4xx_errors_total", "Invocations for which the model returned a 4xx status (CloudWatch Invocation4XXErrors).", invocationLabels...),
+		errors5xx:       counter("invocation_5xx_errors_total", "Invocations for which the model returned a 5xx status (CloudWatch Invocation5XXErrors).", invocationLabels...),
+		modelErrors:     counter("invocation_model_errors_total", "Invocations the model did not answer with 2xx: error statuses, timeouts, broken connections, oversize answers (CloudWatch InvocationModelErrors).", invocationLabels...),
+		perInstance:     counter("invocations_per_instance_total", "Each invocation adds 1/(healthy instances of its variant) (CloudWatch InvocationsPerInstance).", invocationLabels...),
+		modelLatency:    histogram("model_latency_seconds", "Time to send the request to the container, and for it to answer and its answer to be relayed (CloudWatch ModelLatency).", invocationLabels...),
+		overheadLatency: histogram("overhead_latency_seconds", "Time spent in sagehost: the whole call minus ModelLatency (CloudWatch OverheadLatency).", invocationLabels...),
 		modelSetupTime:  histogram("model_setup_time_seconds", "Time from starting an instance until it first passes /ping (CloudWatch ModelSetupTime).", endpointLabels...),
 		restarts:        counter("instance_restarts_total", "Restarts of an instance after it exited.", instLabels...),
 	}
@@ -115,18 +119,25 @@ type Variant struct {
 
 // Variant returns the series of one variant; nil when m is nil.
 func (m *Metrics) Variant(key sagehost.EndpointKey, variant string) *Variant {
+	return m.Component(key, variant, "")
+}
+
+// Component returns the series of one inference component of a variant
+// (component "" for the variant's own model); nil when m is nil.
+func (m *Metrics) Component(key sagehost.EndpointKey, variant, component string) *Variant {
 	if m == nil {
 		return nil
 	}
 	l := labels(key, variant)
+	il := append(append([]string{}, l...), component)
 	return &Variant{
-		Invocations:     m.invocations.WithLabelValues(l...),
-		Errors4xx:       m.errors4xx.WithLabelValues(l...),
-		Errors5xx:       m.errors5xx.WithLabelValues(l...),
-		ModelErrors:     m.modelErrors.WithLabelValues(l...),
-		PerInstance:     m.perInstance.WithLabelValues(l...),
-		ModelLatency:    m.modelLatency.WithLabelValues(l...),
-		OverheadLatency: m.overheadLatency.WithLabelValues(l...),
+		Invocations:     m.invocations.WithLabelValues(il...),
+		Errors4xx:       m.errors4xx.WithLabelValues(il...),
+		Errors5xx:       m.errors5xx.WithLabelValues(il...),
+		ModelErrors:     m.modelErrors.WithLabelValues(il...),
+		PerInstance:     m.perInstance.WithLabelValues(il...),
+		ModelLatency:    m.modelLatency.WithLabelValues(il...),
+		OverheadLatency: m.overheadLatency.WithLabelValues(il...),
 
 		ModelCacheHits:       m.cacheHits.WithLabelValues(l...),
 		ModelCacheMisses:     m.cacheMisses.WithLabelValues(l...),
