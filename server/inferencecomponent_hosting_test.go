@@ -235,3 +235,37 @@ func createComponentEndpointN(t *testing.T, c clients, name, instanceType string
 		t.Fatal(err)
 	}
 }
+
+func TestInferenceComponentFailedUpdateRollsBack(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, "")
+	c := newClients(srv, keyA)
+	ctx := ctxT(t)
+	createComponentEndpointN(t, c, "rb", "ml.m5.xlarge", 1)
+	waitInService(t, c, "rb")
+	createComponent(t, c, "rb", "steady", 1, 512, 0, 2)
+	waitComponent(t, c, "steady", smtypes.InferenceComponentStatusInService)
+	if _, err := c.sm.UpdateInferenceComponent(ctx, &sagemaker.UpdateInferenceComponentInput{
+		InferenceComponentName: aws.String("steady"),
+		Specification: &smtypes.InferenceComponentSpecification{
+			Container:                   &smtypes.InferenceComponentContainerSpecification{Image: aws.String(modelImage(t)), Environment: modelEnv("broken", "TESTMODEL_EXIT_AT_START", "9")},
+			ComputeResourceRequirements: &smtypes.InferenceComponentComputeResourceRequirements{NumberOfCpuCoresRequired: aws.Float32(1), MinMemoryRequiredInMb: aws.Int32(512)},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var d *sagemaker.DescribeInferenceComponentOutput
+	eventually(t, "the update is rolled back", func() bool {
+		var err error
+		d, err = c.sm.DescribeInferenceComponent(ctx, &sagemaker.DescribeInferenceComponentInput{InferenceComponentName: aws.String("steady")})
+		return err == nil && d.InferenceComponentStatus == smtypes.InferenceComponentStatusInService && aws.ToString(d.FailureReason) != ""
+	})
+	if r := aws.ToString(d.FailureReason); !strings.Contains(r, "rolled back") || !strings.Contains(r, "exit code 9") {
+		t.Fatalf("FailureReason %q", r)
+	}
+	for pid, name := range copiesAnswering(t, c, "rb", "steady", 2) {
+		if name != "steady" {
+			t.Fatalf("copy %d runs %s after the rollback", pid, name)
+		}
+	}
+}

@@ -245,3 +245,21 @@ func gunzip(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// TestMultiModelBudgetUnloadsLeastRecentlyUsed: with room for one model in
+// an instance's budget, loading a second unloads the first.
+func TestMultiModelBudgetUnloadsLeastRecentlyUsed(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, m := range []string{"p", "q"} {
+		os.WriteFile(filepath.Join(dir, m+".tar.gz"), modelArchive(t, map[string]string{"weights": strings.Repeat(m, 1000)}), 0o644)
+	}
+	srv := startServer(t, "", func(cfg *serverConfig) { cfg.ModelCacheBytes = 1500 }) // one 1000-byte model fits, two do not
+	c := newClients(srv, keyA)
+	deployMME(t, c, "budget", modelImage(t), dir, modelEnv("budget"), 1, "")
+	rp := invokeTarget(t, c, "budget", "p.tar.gz")
+	rq := invokeTarget(t, c, "budget", "q.tar.gz")
+	if rq.Unloads != 1 || !slices.Equal(rq.LoadedModels, []string{rq.ModelName}) || slices.Contains(rq.LoadedModels, rp.ModelName) {
+		t.Fatalf("after q: loaded %v, unloads %d", rq.LoadedModels, rq.Unloads)
+	}
+}
