@@ -3,11 +3,12 @@ package apimodel
 import "regexp"
 
 // localModelDataShapes are the shapes of model data locations
-// (ContainerDefinition.ModelDataUrl, S3ModelDataSource.S3Uri). On AWS they
-// must be s3:// or https:// URLs; sagehost also hosts model data from the
-// machine it runs on, so these shapes accept file:// URLs and absolute paths
-// as well.
-var localModelDataShapes = []string{"Url", "S3ModelUri"}
+// (ContainerDefinition.ModelDataUrl, S3ModelDataSource.S3Uri) and of data
+// capture destinations (DataCaptureConfig.DestinationS3Uri). On AWS they
+// must be s3:// or https:// URLs; sagehost also reads model data from, and
+// writes captured data to, the machine it runs on, so these shapes accept
+// file:// URLs and absolute paths as well.
+var localModelDataShapes = []string{"Url", "S3ModelUri", "DestinationS3Uri"}
 
 // localURIPattern is what sagehost accepts besides the model's pattern.
 const localURIPattern = `file://[^\n\r]*|/[^\n\r]*`

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/capture"
 )
 
 // CreateEndpointConfigInput is CreateEndpointConfig's request.
@@ -46,6 +47,16 @@ func (s *Service) CreateEndpointConfig(ctx context.Context, c sagehost.Caller, i
 }
 
 func (s *Service) checkEndpointConfig(ctx context.Context, c sagehost.Caller, spec *sagehost.EndpointConfigSpec) error {
+	if len(spec.DataCaptureConfig) > 0 {
+		var dc struct {
+			DestinationS3Uri string `json:"DestinationS3Uri"`
+		}
+		if json.Unmarshal(spec.DataCaptureConfig, &dc) == nil && dc.DestinationS3Uri != "" {
+			if err := capture.CheckDestination(dc.DestinationS3Uri); err != nil {
+				return validation("DataCaptureConfig.DestinationS3Uri %q: %v", dc.DestinationS3Uri, err)
+			}
+		}
+	}
 	seen := map[string]bool{}
 	all := append(append([]sagehost.ProductionVariant{}, spec.ProductionVariants...), spec.ShadowProductionVariants...)
 	var weights float64

@@ -517,6 +517,9 @@ func (c *controller) componentRoutes() (map[string]*invoke.Variant, []string) {
 			}
 		}
 		v := &invoke.Variant{Name: comp.State.VariantName, Weight: 1, Metrics: c.componentMetrics(comp.State.VariantName, comp.Record.Name)}
+		if c.state.Serving != nil {
+			v.Capture = c.captureOf(c.state.Serving)
+		}
 		for _, cp := range c.copiesOf(target.Record.Name) {
 			if cp.route != nil && cp.Phase != phaseStopping {
 				v.Instances = append(v.Instances, cp.route)

@@ -405,7 +405,7 @@ func (c *controller) publish() {
 	s.Status = c.status
 	if d := c.state.Serving; d != nil && (c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating) {
 		for _, v := range d.Variants {
-			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight, Metrics: c.variantMetrics(v.VariantName)}
+			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight, Metrics: c.variantMetrics(v.VariantName), Capture: c.captureOf(d)}
 			for _, pv := range d.Config.ProductionVariants {
 				if pv.VariantName == v.VariantName && pv.RoutingConfig != nil {
 					iv.Strategy = pv.RoutingConfig.RoutingStrategy
@@ -470,6 +470,44 @@ func (c *controller) routingOf(d *sagehost.Deployment, v *sagehost.VariantState,
 		return data.FetchTarget(ctx, prefix, target)
 	}
 	iv.MultiModel = mm
+}
+
+// captureOf returns the data capture of a deployment's config, or nil when
+// it captures nothing.
+func (c *controller) captureOf(d *sagehost.Deployment) *invoke.Capture {
+	if c.m.cfg.Capture == nil || len(d.Config.DataCaptureConfig) == 0 {
+		return nil
+	}
+	var dc struct {
+		EnableCapture             *bool  `json:"EnableCapture"`
+		InitialSamplingPercentage int    `json:"InitialSamplingPercentage"`
+		DestinationS3Uri          string `json:"DestinationS3Uri"`
+		CaptureOptions            []struct {
+			CaptureMode string `json:"CaptureMode"`
+		} `json:"CaptureOptions"`
+		CaptureContentTypeHeader *struct {
+			CsvContentTypes  []string `json:"CsvContentTypes"`
+			JsonContentTypes []string `json:"JsonContentTypes"`
+		} `json:"CaptureContentTypeHeader"`
+	}
+	if err := json.Unmarshal(d.Config.DataCaptureConfig, &dc); err != nil || (dc.EnableCapture != nil && !*dc.EnableCapture) || dc.InitialSamplingPercentage <= 0 {
+		return nil
+	}
+	cp := &invoke.Capture{Writer: c.m.cfg.Capture, Destination: dc.DestinationS3Uri, Percent: dc.InitialSamplingPercentage}
+	for _, o := range dc.CaptureOptions {
+		switch o.CaptureMode {
+		case "Input":
+			cp.Input = true
+		case "Output":
+			cp.Output = true
+		case "InputAndOutput":
+			cp.Input, cp.Output = true, true
+		}
+	}
+	if h := dc.CaptureContentTypeHeader; h != nil {
+		cp.CSVTypes, cp.JSONTypes = h.CsvContentTypes, h.JsonContentTypes
+	}
+	return cp
 }
 
 // componentMetrics returns a component's invocation series, resolved once.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/capture"
 	"github.com/sagehost/sagehost/gpu"
 	"github.com/sagehost/sagehost/invoke"
 	"github.com/sagehost/sagehost/metrics"
@@ -71,6 +72,9 @@ type Config struct {
 	// GPUs hands out the host's GPUs to instances of GPU types (nil: no
 	// accounting).
 	GPUs *gpu.Allocator
+	// Capture writes the data capture records of endpoints that capture
+	// (nil: capture is off everywhere).
+	Capture *capture.Writer
 	// LogDir is the root of the per-instance logs.
 	LogDir string
 	Logger *slog.Logger

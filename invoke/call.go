@@ -44,7 +44,7 @@ func (r *Router) send(ctx context.Context, c *Container, path string, body []byt
 // relay turns a container's answer into the client's: a non-2xx status is
 // a ModelError; a 2xx answer is relayed with its content type and custom
 // attributes, never more than the payload limit.
-func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, in *Instance, c *Container, resp *http.Response) (res outcome) {
+func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, in *Instance, c *Container, resp *http.Response, req *Request) (res outcome) {
 	res.status = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		res.err = r.modelError(t, in, c, resp)
@@ -67,12 +67,18 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 		}
 		wh["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
 		w.WriteHeader(http.StatusOK)
+		var dst io.Writer = writerOnly{w}
+		if req.captured != nil { // keep a copy of the answer for data capture
+			req.captured.contentType = resp.Header.Get("Content-Type")
+			req.captured.data = bytes.NewBuffer(make([]byte, 0, resp.ContentLength))
+			dst = io.MultiWriter(dst, req.captured.data)
+		}
 		// Copy through a plain writer: letting the ResponseWriter's ReadFrom
 		// write straight to the client connection made aws-sdk-go-v2
 		// clients on loopback see "use of closed network connection"
 		// mid-body now and then (seen in TestInvoke* with go1.26).
 		buf := copyBufs.Get().(*[]byte)
-		_, err := io.CopyBuffer(writerOnly{w}, resp.Body, *buf)
+		_, err := io.CopyBuffer(dst, resp.Body, *buf)
 		copyBufs.Put(buf)
 		if err != nil {
 			r.Logger.Warn("relaying model response failed", "endpoint", t.Key.Name, "instance", in.ID, "err", err)
@@ -90,6 +96,10 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 	wh["Content-Length"] = []string{strconv.Itoa(buf.Len())}
 	w.WriteHeader(http.StatusOK)
 	w.Write(buf.Bytes())
+	if req.captured != nil {
+		req.captured.contentType = resp.Header.Get("Content-Type")
+		req.captured.data = bytes.NewBuffer(bytes.Clone(buf.Bytes()))
+	}
 	return res
 }
 
@@ -194,7 +204,7 @@ func (r *Router) forwardPipeline(w http.ResponseWriter, ctx context.Context, t *
 			return outcome{err: err}
 		}
 		if i == last {
-			res := r.relay(w, ctx, t, v, in, c, resp)
+			res := r.relay(w, ctx, t, v, in, c, resp, req)
 			resp.Body.Close()
 			return res
 		}

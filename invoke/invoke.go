@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/capture"
 	"github.com/sagehost/sagehost/metrics"
 )
 
@@ -60,6 +61,8 @@ type Request struct {
 	// RequestID is the x-amzn-RequestId of the call, for messages that
 	// quote it.
 	RequestID string
+
+	captured *capturedAnswer // set when this call is captured
 }
 
 // Router holds the routing tables and proxies invocations to instances.
@@ -234,6 +237,13 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 			return validationError("Endpoint %s of account %s has no container with the hostname %s.", req.EndpointName, req.Caller.Account, req.TargetContainerHostname)
 		}
 	}
+	cp := v.Capture
+	if cp != nil && !capture.Sampled(cp.Percent) {
+		cp = nil
+	}
+	if cp != nil && cp.Output {
+		req.captured = &capturedAnswer{}
+	}
 	vm := v.Metrics
 	if vm != nil {
 		vm.Invocations.Inc()
@@ -269,6 +279,9 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 		}
 		if vm != nil {
 			record(vm, req.Received, res)
+		}
+		if cp != nil && res.err == nil {
+			captureCall(cp, t, v, req)
 		}
 		return res.err
 	}
@@ -348,7 +361,7 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 		return outcome{err: r.transportError(ctx, t, in, c, err)}
 	}
 	defer resp.Body.Close()
-	return r.relay(w, ctx, t, v, in, c, resp)
+	return r.relay(w, ctx, t, v, in, c, resp, req)
 }
 
 // writerOnly hides every method but Write.

@@ -190,7 +190,7 @@ func (r *Router) forwardMultiModel(w http.ResponseWriter, ctx context.Context, t
 			r.forget(in, m)
 			continue
 		}
-		res := r.relay(w, cctx, t, v, in, c, resp)
+		res := r.relay(w, cctx, t, v, in, c, resp, req)
 		resp.Body.Close()
 		cancel()
 		r.release(in, m, mm, c)

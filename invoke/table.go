@@ -80,6 +80,8 @@ type Variant struct {
 	Mode string
 	// MultiModel is set for a multi-model endpoint's variant.
 	MultiModel *MultiModel
+	// Capture is set when the variant captures data.
+	Capture *Capture
 }
 
 // healthyCount returns how many instances take traffic now.

@@ -51,6 +51,10 @@ type Metrics struct {
 	modelDownloading *prometheus.HistogramVec
 	modelLoadWait    *prometheus.HistogramVec
 	loadedModels     *prometheus.GaugeVec
+
+	explanationsPerInstance *prometheus.CounterVec
+	captureWritten          *prometheus.CounterVec
+	captureDropped          *prometheus.CounterVec
 }
 
 // New registers sagehost's metrics, plus the Go runtime and process
@@ -88,6 +92,9 @@ func New() *Metrics {
 	m.modelLoadWait = histogram("model_loading_wait_time_seconds", "Multi-model endpoints: how long an invocation waited for its model's download and load (CloudWatch ModelLoadingWaitTime).", endpointLabels...)
 	m.loadedModels = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sagehost", Name: "loaded_model_count", Help: "Multi-model endpoints: models loaded in an instance (CloudWatch LoadedModelCount)."}, instLabels)
 	r.MustRegister(m.loadedModels)
+	m.explanationsPerInstance = counter("explanations_per_instance_total", "Endpoints with an explainer: each explained record adds 1/(healthy instances of its variant) (CloudWatch ExplanationsPerInstance).", endpointLabels...)
+	m.captureWritten = counter("data_capture_records_written_total", "Data capture records written to their destination.", endpointLabels...)
+	m.captureDropped = counter("data_capture_records_dropped_total", "Data capture records dropped because the capture queue was full or the destination failed; invocations never wait for capture.", endpointLabels...)
 	m.healthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sagehost", Name: "instance_healthy", Help: "1 when the instance passes /ping and takes traffic, else 0."}, instLabels)
 	r.MustRegister(m.healthy)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -115,6 +122,9 @@ type Variant struct {
 	ModelUnloadingTime   prometheus.Observer
 	ModelDownloadingTime prometheus.Observer
 	ModelLoadingWaitTime prometheus.Observer
+
+	// Endpoints with an explainer.
+	ExplanationsPerInstance prometheus.Counter
 }
 
 // Variant returns the series of one variant; nil when m is nil.
@@ -145,6 +155,22 @@ func (m *Metrics) Component(key sagehost.EndpointKey, variant, component string)
 		ModelUnloadingTime:   m.modelUnloading.WithLabelValues(l...),
 		ModelDownloadingTime: m.modelDownloading.WithLabelValues(l...),
 		ModelLoadingWaitTime: m.modelLoadWait.WithLabelValues(l...),
+
+		ExplanationsPerInstance: m.explanationsPerInstance.WithLabelValues(l...),
+	}
+}
+
+// CaptureWritten counts data capture records written for a variant.
+func (m *Metrics) CaptureWritten(key sagehost.EndpointKey, variant string, n int) {
+	if m != nil {
+		m.captureWritten.WithLabelValues(labels(key, variant)...).Add(float64(n))
+	}
+}
+
+// CaptureDropped counts data capture records dropped for a variant.
+func (m *Metrics) CaptureDropped(key sagehost.EndpointKey, variant string, n int) {
+	if m != nil {
+		m.captureDropped.WithLabelValues(labels(key, variant)...).Add(float64(n))
 	}
 }
 
@@ -205,7 +231,8 @@ func (m *Metrics) EndpointGone(key sagehost.EndpointKey) {
 	for _, v := range []interface {
 		DeletePartialMatch(prometheus.Labels) int
 	}{m.invocations, m.errors4xx, m.errors5xx, m.modelErrors, m.perInstance, m.modelLatency, m.overheadLatency, m.modelSetupTime, m.healthy, m.restarts,
-		m.cacheHits, m.cacheMisses, m.modelLoading, m.modelUnloading, m.modelDownloading, m.modelLoadWait, m.loadedModels} {
+		m.cacheHits, m.cacheMisses, m.modelLoading, m.modelUnloading, m.modelDownloading, m.modelLoadWait, m.loadedModels,
+		m.explanationsPerInstance, m.captureWritten, m.captureDropped} {
 		v.DeletePartialMatch(match)
 	}
 }

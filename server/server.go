@@ -25,6 +25,7 @@ import (
 	"github.com/sagehost/sagehost/auth"
 	"github.com/sagehost/sagehost/backend/docker"
 	"github.com/sagehost/sagehost/backend/process"
+	"github.com/sagehost/sagehost/capture"
 	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/gpu"
 	"github.com/sagehost/sagehost/hosting"
@@ -72,6 +73,9 @@ type Config struct {
 	// (nvidia-smi, /proc/driver/nvidia, /dev/nvidiaN), "none" uses none,
 	// "0,1" names them.
 	GPUs string
+	// CaptureFlushInterval is how long captured records wait for more
+	// before their file is written (default 30 s, at most a minute).
+	CaptureFlushInterval time.Duration
 	// ModelCacheBytes bounds the models loaded in one instance of a
 	// multi-model endpoint (the sum of their sizes); 0 means 90 % of the
 	// instance type's memory.
@@ -105,6 +109,7 @@ type Server struct {
 	router  *invoke.Router
 	metrics *metrics.Metrics
 	docker  *docker.Backend
+	capture *capture.Writer
 	hosting *hosting.Manager
 	cancel  context.CancelFunc
 	served  chan error
@@ -193,6 +198,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.router = invoke.NewRouter(cfg.ModelTimeout, cfg.Logger)
 	s.metrics = metrics.New()
+	s.capture, err = capture.New(capture.Config{
+		S3EndpointURL: cfg.S3EndpointURL, S3Region: cfg.S3Region, S3Credentials: cfg.S3Credentials,
+		FlushInterval: cfg.CaptureFlushInterval,
+		Logger:        cfg.Logger,
+		OnWritten: func(k capture.Key, n int) {
+			s.metrics.CaptureWritten(sagehost.EndpointKey{Account: k.Account, Region: k.Region, Name: k.Endpoint}, k.Variant, n)
+		},
+		OnDropped: func(k capture.Key, n int) {
+			s.metrics.CaptureDropped(sagehost.EndpointKey{Account: k.Account, Region: k.Region, Name: k.Endpoint}, k.Variant, n)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data capture: %w", err)
+	}
 	gpus := gpu.NewAllocator(gpu.Parse(ctx, cfg.GPUs))
 	if n := len(gpus.Devices()); n > 0 {
 		s.log.Info("GPUs for instances of GPU types", "devices", gpus.Devices())
@@ -204,6 +223,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		ModelData:      modelData{fetcher},
 		Router:         s.router,
 		Metrics:        s.metrics,
+		Capture:        s.capture,
 		GPUs:           gpus,
 		LogDir:         filepath.Join(cfg.DataDir, "logs"),
 		Logger:         cfg.Logger,
@@ -343,6 +363,12 @@ func (s *Server) Close(ctx context.Context) error {
 	}
 	if s.router != nil {
 		s.router.Close()
+	}
+	if s.capture != nil {
+		// What the endpoints captured is written before sagehost exits.
+		if err := s.capture.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flush data capture: %w", err))
+		}
 	}
 	if s.docker != nil {
 		s.docker.Close()

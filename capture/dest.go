@@ -1,0 +1,199 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/logging"
+)
+
+// destination is a parsed DestinationS3Uri.
+type destination struct {
+	uri    string
+	s3     bool
+	bucket string // s3
+	prefix string // s3, without leading or trailing "/"
+	dir    string // file: an absolute, clean path
+}
+
+// CheckDestination reports whether uri is a destination that a Writer can
+// write to: s3://bucket[/prefix], file:///abs/dir or an absolute path.
+func CheckDestination(uri string) error {
+	_, err := parseDestination(uri)
+	return err
+}
+
+func parseDestination(uri string) (*destination, error) {
+	switch {
+	case uri == "":
+		return nil, errors.New("capture: empty destination")
+	case strings.HasPrefix(uri, "/"):
+		return &destination{uri: uri, dir: filepath.Clean(uri)}, nil
+	}
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return nil, fmt.Errorf("capture: destination %q is not s3://bucket/prefix, file:///dir or an absolute path", uri)
+	}
+	switch strings.ToLower(scheme) {
+	case "s3":
+		bucket, prefix, _ := strings.Cut(rest, "/")
+		if bucket == "" {
+			return nil, fmt.Errorf("capture: destination %q has no bucket", uri)
+		}
+		return &destination{uri: uri, s3: true, bucket: bucket, prefix: strings.Trim(prefix, "/")}, nil
+	case "file":
+		u, err := url.Parse(uri)
+		if err != nil {
+			return nil, fmt.Errorf("capture: destination %q: %w", uri, err)
+		}
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("capture: destination %q: file URLs must name a local path (file:///dir)", uri)
+		}
+		if !strings.HasPrefix(u.Path, "/") {
+			return nil, fmt.Errorf("capture: destination %q: the path must be absolute", uri)
+		}
+		return &destination{uri: uri, dir: filepath.Clean(u.Path)}, nil
+	}
+	return nil, fmt.Errorf("capture: destination %q: scheme %q is not supported (use s3://, file:// or an absolute path)", uri, scheme)
+}
+
+// validName reports whether an endpoint or variant name is usable as a
+// path segment. SageMaker's names always are; this guards file://
+// destinations against names that would leave the directory.
+func validName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\\\x00")
+}
+
+// write stores one file at dest. A file is complete when it appears.
+func (w *Writer) write(ctx context.Context, b *batch) error {
+	if b.dest.s3 {
+		return w.putS3(ctx, b)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(b.dest.dir, filepath.FromSlash(b.name)), b.data)
+}
+
+// tempPattern names files being written; they never end in .jsonl.
+const tempPattern = ".capture-*.tmp"
+
+// writeFileAtomic writes data to a temporary file in path's directory and
+// renames it to path, so that path never holds a partial file.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create capture directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, tempPattern)
+	if err != nil {
+		return fmt.Errorf("create capture file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write capture file %s: %w", f.Name(), err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("write capture file %s: %w", f.Name(), err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write capture file %s: %w", f.Name(), err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write capture file %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write capture file %s: %w", path, err)
+	}
+	return nil
+}
+
+func (w *Writer) putS3(ctx context.Context, b *batch) error {
+	cl, err := w.client(ctx)
+	if err != nil {
+		return err
+	}
+	key := b.name
+	if b.dest.prefix != "" {
+		key = b.dest.prefix + "/" + key
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.UploadTimeout)
+	defer cancel()
+	if _, err := cl.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(b.dest.bucket),
+		Key:    aws.String(key),
+		Body:   bytes.NewReader(b.data),
+	}); err != nil {
+		return fmt.Errorf("upload s3://%s/%s: %w", b.dest.bucket, key, err)
+	}
+	return nil
+}
+
+// permanent reports whether an upload error will not go away by retrying
+// (a 4xx answer of S3 other than timeouts and throttling).
+func permanent(err error) bool {
+	var re *awshttp.ResponseError
+	if !errors.As(err, &re) {
+		return false
+	}
+	s := re.HTTPStatusCode()
+	return s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests
+}
+
+// client returns the S3 client, creating it on first use so that a Writer
+// that never sees an s3:// destination needs no AWS configuration.
+func (w *Writer) client(ctx context.Context) (*s3.Client, error) {
+	w.s3mu.Lock()
+	defer w.s3mu.Unlock()
+	if w.s3client != nil {
+		return w.s3client, nil
+	}
+	var opts []func(*config.LoadOptions) error
+	if w.cfg.S3Region != "" {
+		opts = append(opts, config.WithRegion(w.cfg.S3Region))
+	}
+	if w.cfg.S3Credentials != nil {
+		opts = append(opts, config.WithCredentialsProvider(w.cfg.S3Credentials))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration for S3: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = DefaultS3Region
+	}
+	awsCfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		level := slog.LevelDebug
+		if c == logging.Warn {
+			level = slog.LevelWarn
+		}
+		w.log.Log(context.Background(), level, "capture: AWS SDK: "+fmt.Sprintf(format, v...))
+	})
+	w.s3client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		// The Writer retries a whole upload itself, a bounded number of
+		// times; the SDK's retries would multiply that.
+		o.Retryer = aws.NopRetryer{}
+		if w.cfg.S3EndpointURL != "" {
+			o.BaseEndpoint = aws.String(w.cfg.S3EndpointURL)
+			o.UsePathStyle = true
+		}
+	})
+	return w.s3client, nil
+}
