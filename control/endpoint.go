@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/clarify"
 )
 
 // CreateEndpointInput is CreateEndpoint's request.
@@ -41,6 +42,13 @@ func (s *Service) newDeployment(ctx context.Context, c sagehost.Caller, configNa
 	spec, err := decodeEndpointConfig(cfgRec)
 	if err != nil {
 		return nil, err
+	}
+	if len(spec.ExplainerConfig) > 0 {
+		// An explainer whose JMESPath or baseline settings are invalid
+		// fails CreateEndpoint, as on SageMaker.
+		if _, err := clarify.ParseConfig(spec.ExplainerConfig); err != nil {
+			return nil, validation("Endpoint configuration %q has an invalid ExplainerConfig: %v", cfgRec.Name, err)
+		}
 	}
 	d := &sagehost.Deployment{
 		ID:         newID(8),

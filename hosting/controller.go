@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/clarify"
 	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/instancetype"
 	"github.com/sagehost/sagehost/invoke"
@@ -48,14 +49,15 @@ type controller struct {
 	wakeCh chan struct{}
 	events chan func()
 
-	instances map[string]*instance
-	fetches   map[string]fetchView
-	dirs      map[string]string // fetched model data by fetchKey
-	vmetrics  map[string]*metrics.Variant
-	comps     []control.InferenceComponent
-	published any // signature of the last routing table
-	status    string
-	state     *sagehost.EndpointState
+	instances  map[string]*instance
+	fetches    map[string]fetchView
+	dirs       map[string]string // fetched model data by fetchKey
+	vmetrics   map[string]*metrics.Variant
+	explainers map[string]*clarify.Explainer // by deployment id
+	comps      []control.InferenceComponent
+	published  any // signature of the last routing table
+	status     string
+	state      *sagehost.EndpointState
 	// bg tracks goroutines that start or stop instances, so that shutdown
 	// can wait until none is left running untracked.
 	bg sync.WaitGroup
@@ -64,13 +66,14 @@ type controller struct {
 func newController(m *Manager, key sagehost.EndpointKey) *controller {
 	return &controller{
 		m: m, key: key,
-		log:       m.log.With("endpoint", key.Name, "account", key.Account, "region", key.Region),
-		wakeCh:    make(chan struct{}, 1),
-		events:    make(chan func(), 256),
-		instances: map[string]*instance{},
-		fetches:   map[string]fetchView{},
-		dirs:      map[string]string{},
-		vmetrics:  map[string]*metrics.Variant{},
+		log:        m.log.With("endpoint", key.Name, "account", key.Account, "region", key.Region),
+		wakeCh:     make(chan struct{}, 1),
+		events:     make(chan func(), 256),
+		instances:  map[string]*instance{},
+		fetches:    map[string]fetchView{},
+		dirs:       map[string]string{},
+		vmetrics:   map[string]*metrics.Variant{},
+		explainers: map[string]*clarify.Explainer{},
 	}
 }
 
@@ -405,7 +408,7 @@ func (c *controller) publish() {
 	s.Status = c.status
 	if d := c.state.Serving; d != nil && (c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating) {
 		for _, v := range d.Variants {
-			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight, Metrics: c.variantMetrics(v.VariantName), Capture: c.captureOf(d)}
+			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight, Metrics: c.variantMetrics(v.VariantName), Capture: c.captureOf(d), Explainer: c.explainerOf(d)}
 			for _, pv := range d.Config.ProductionVariants {
 				if pv.VariantName == v.VariantName && pv.RoutingConfig != nil {
 					iv.Strategy = pv.RoutingConfig.RoutingStrategy
@@ -470,6 +473,35 @@ func (c *controller) routingOf(d *sagehost.Deployment, v *sagehost.VariantState,
 		return data.FetchTarget(ctx, prefix, target)
 	}
 	iv.MultiModel = mm
+}
+
+// explainerOf returns the Clarify explainer of a deployment's config, made
+// once (its baseline is read in the background), or nil without one.
+func (c *controller) explainerOf(d *sagehost.Deployment) *clarify.Explainer {
+	if len(d.Config.ExplainerConfig) == 0 {
+		return nil
+	}
+	if e, ok := c.explainers[d.ID]; ok {
+		return e
+	}
+	var e *clarify.Explainer
+	cfg, err := clarify.ParseConfig(d.Config.ExplainerConfig)
+	if err == nil {
+		e, err = clarify.New(cfg, c.m.cfg.ModelData.FetchBytes)
+	}
+	if err != nil {
+		c.log.Error("explainer", "deployment", d.ID, "err", err) // CreateEndpoint checked it already
+	} else {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			if err := e.Prepare(ctx); err != nil {
+				c.log.Warn("explainer baseline", "deployment", d.ID, "err", err)
+			}
+		}()
+	}
+	c.explainers[d.ID] = e
+	return e
 }
 
 // captureOf returns the data capture of a deployment's config, or nil when

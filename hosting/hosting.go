@@ -36,6 +36,9 @@ type ModelData interface {
 	FetchTarget(ctx context.Context, prefix, target string) (string, int64, error)
 	// Root is the host directory every fetched directory is under.
 	Root() string
+	// FetchBytes returns the content of one object (an explainer's
+	// ShapBaselineUri).
+	FetchBytes(ctx context.Context, uri string) ([]byte, error)
 }
 
 // Defaults of the container contract.

@@ -251,6 +251,16 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 			vm.PerInstance.Add(1 / float64(n))
 		}
 	}
+	if v.Explainer != nil {
+		res := r.explain(w, httpReq.Context(), t, v, req)
+		if vm != nil {
+			record(vm, req.Received, res)
+		}
+		if cp != nil && res.err == nil {
+			captureCall(cp, t, v, req)
+		}
+		return res.err
+	}
 	var skip *Instance
 	for attempt := 0; ; attempt++ {
 		var in *Instance

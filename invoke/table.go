@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/clarify"
 	"github.com/sagehost/sagehost/metrics"
 )
 
@@ -82,6 +83,9 @@ type Variant struct {
 	MultiModel *MultiModel
 	// Capture is set when the variant captures data.
 	Capture *Capture
+	// Explainer is set when the endpoint config has an ExplainerConfig:
+	// calls are answered with SageMaker Clarify's explanations.
+	Explainer *clarify.Explainer
 }
 
 // healthyCount returns how many instances take traffic now.

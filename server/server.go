@@ -417,6 +417,20 @@ func (m modelData) FetchTarget(ctx context.Context, prefix, target string) (stri
 
 func (m modelData) Root() string { return m.f.Root() }
 
+// FetchBytes reads one object (s3://, file:// or a path) through the
+// artifact cache.
+func (m modelData) FetchBytes(ctx context.Context, uri string) ([]byte, error) {
+	dir, err := m.f.Fetch(ctx, artifact.Source{URI: uri, DataType: artifact.DataTypeS3Object, Compression: artifact.CompressionNone})
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 {
+		return nil, fmt.Errorf("read %s: expected one file in %s", uri, dir)
+	}
+	return os.ReadFile(filepath.Join(dir, entries[0].Name()))
+}
+
 func (m modelData) Fetch(ctx context.Context, c sagehost.ContainerDefinition) (string, error) {
 	src, ok := artifact.SourceFromContainer(c)
 	if !ok {
