@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/internal/s3client"
 )
 
 // Data types and compression types of a Source, as in SageMaker's
@@ -49,7 +50,7 @@ const (
 	DefaultMaxArchiveBytes   int64 = 50 << 30  // 50 GiB downloaded per artifact
 	DefaultMaxExtractedBytes int64 = 100 << 30 // 100 GiB written per artifact
 	DefaultMaxFiles                = 100_000   // entries (files, directories, links) per artifact
-	DefaultS3Region                = "us-east-1"
+	DefaultS3Region                = s3client.DefaultRegion
 )
 
 // Errors that Fetch wraps, for errors.Is. Their own text never appears in a

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"path"
 	"sort"
@@ -15,10 +14,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
-	"github.com/aws/smithy-go/logging"
+	"github.com/sagehost/sagehost/internal/s3client"
 )
 
 // s3Workers is how many objects of a prefix are downloaded at once.
@@ -32,36 +30,16 @@ func (f *Fetcher) client(ctx context.Context) (*s3.Client, error) {
 	if f.s3client != nil {
 		return f.s3client, nil
 	}
-	var opts []func(*config.LoadOptions) error
-	if f.cfg.S3Region != "" {
-		opts = append(opts, config.WithRegion(f.cfg.S3Region))
-	}
-	if f.cfg.S3Credentials != nil {
-		opts = append(opts, config.WithCredentialsProvider(f.cfg.S3Credentials))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	c, err := s3client.New(ctx, s3client.Config{EndpointURL: f.cfg.S3EndpointURL, Region: f.cfg.S3Region, Credentials: f.cfg.S3Credentials},
+		f.log, "artifact", func(o *s3.Options) {
+			// Objects uploaded without a checksum are common; do not log each.
+			o.DisableLogOutputChecksumValidationSkipped = true
+		})
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration for S3: %w", err)
+		return nil, err
 	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = DefaultS3Region
-	}
-	awsCfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
-		level := slog.LevelDebug
-		if c == logging.Warn {
-			level = slog.LevelWarn
-		}
-		f.log.Log(context.Background(), level, "artifact: AWS SDK: "+fmt.Sprintf(format, v...))
-	})
-	f.s3client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		// Objects uploaded without a checksum are common; do not log each.
-		o.DisableLogOutputChecksumValidationSkipped = true
-		if f.cfg.S3EndpointURL != "" {
-			o.BaseEndpoint = aws.String(f.cfg.S3EndpointURL)
-			o.UsePathStyle = true
-		}
-	})
-	return f.s3client, nil
+	f.s3client = c
+	return c, nil
 }
 
 // s3Status returns the HTTP status and error code of an S3 error (0, "" if

@@ -52,6 +52,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/sagehost/sagehost/internal/s3client"
 )
 
 // Defaults of Config.
@@ -63,7 +64,7 @@ const (
 	MaxFlushInterval            = time.Minute
 	DefaultUploadAttempts       = 3
 	DefaultUploadTimeout        = 30 * time.Second
-	DefaultS3Region             = "us-east-1"
+	DefaultS3Region             = s3client.DefaultRegion
 )
 
 const (

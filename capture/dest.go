@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,9 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go/logging"
+	"github.com/sagehost/sagehost/internal/s3client"
 )
 
 // destination is a parsed DestinationS3Uri.
@@ -165,35 +163,15 @@ func (w *Writer) client(ctx context.Context) (*s3.Client, error) {
 	if w.s3client != nil {
 		return w.s3client, nil
 	}
-	var opts []func(*config.LoadOptions) error
-	if w.cfg.S3Region != "" {
-		opts = append(opts, config.WithRegion(w.cfg.S3Region))
-	}
-	if w.cfg.S3Credentials != nil {
-		opts = append(opts, config.WithCredentialsProvider(w.cfg.S3Credentials))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	c, err := s3client.New(ctx, s3client.Config{EndpointURL: w.cfg.S3EndpointURL, Region: w.cfg.S3Region, Credentials: w.cfg.S3Credentials},
+		w.log, "capture", func(o *s3.Options) {
+			// The Writer retries a whole upload itself, a bounded number
+			// of times; the SDK's retries would multiply that.
+			o.Retryer = aws.NopRetryer{}
+		})
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration for S3: %w", err)
+		return nil, err
 	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = DefaultS3Region
-	}
-	awsCfg.Logger = logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
-		level := slog.LevelDebug
-		if c == logging.Warn {
-			level = slog.LevelWarn
-		}
-		w.log.Log(context.Background(), level, "capture: AWS SDK: "+fmt.Sprintf(format, v...))
-	})
-	w.s3client = s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-		// The Writer retries a whole upload itself, a bounded number of
-		// times; the SDK's retries would multiply that.
-		o.Retryer = aws.NopRetryer{}
-		if w.cfg.S3EndpointURL != "" {
-			o.BaseEndpoint = aws.String(w.cfg.S3EndpointURL)
-			o.UsePathStyle = true
-		}
-	})
-	return w.s3client, nil
+	w.s3client = c
+	return c, nil
 }

@@ -1,21 +1,20 @@
 package clarify
 
 import (
-	"compress/gzip"
 	"encoding/json"
-	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/sagehost/sagehost/internal/testutil/testfile"
 )
 
 // TestNumpyRandom checks the generator against NumPy's own draws
 // (testdata/make_golden.py): bit for bit, so that a Seed samples the
 // coalitions shap samples after np.random.seed(Seed).
 func TestNumpyRandom(t *testing.T) {
-	raw := readGzip(t, filepath.Join("testdata", "numpy_random.json.gz"))
+	raw := testfile.Gunzip(t, filepath.Join("testdata", "numpy_random.json.gz"))
 	var g struct {
 		P     []float64 `json:"p"`
 		Draws []struct {
@@ -94,24 +93,6 @@ func TestNumpyRandom(t *testing.T) {
 		}
 		t.Logf("M=%d n=%d seed %d: %d coalitions as NumPy draws them, weights within %.2g", want.M, want.NSamples, want.Seed, c.n, worst)
 	}
-}
-
-func readGzip(t *testing.T, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func TestLinalg(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sagehost/sagehost/internal/testutil/testfile"
+
 	"github.com/sagehost/sagehost/modelserver/xgboost"
 )
 
@@ -34,7 +36,7 @@ func xgbPredictor(h http.Handler) Predictor {
 
 func loadXGBoost(t *testing.T, name string) http.Handler {
 	t.Helper()
-	b := readGzip(t, filepath.Join("testdata", "xgb_"+name+".json.gz"))
+	b := testfile.Gunzip(t, filepath.Join("testdata", "xgb_"+name+".json.gz"))
 	m, err := xgboost.Parse(b)
 	if err != nil {
 		t.Fatal(err)

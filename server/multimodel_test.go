@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sagehost/sagehost/internal/testutil/testfile"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -189,7 +189,7 @@ func TestXGBoostMultiModelEndpoint(t *testing.T) {
 	c := newClients(srv, keyA)
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "houses.tar.gz"), example.ModelTarGz, 0o644)
-	raw := gunzip(t, "../modelserver/xgboost/testdata/golden/binary_logistic.json.gz")
+	raw := testfile.Gunzip(t, "../modelserver/xgboost/testdata/golden/binary_logistic.json.gz")
 	os.WriteFile(filepath.Join(dir, "churn.tar.gz"), modelArchive(t, map[string]string{"xgboost-model": string(raw)}), 0o644)
 	deployMME(t, c, "xgbmme", "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", "file://"+dir+"/", nil, 1, "")
 
@@ -226,24 +226,6 @@ func TestXGBoostMultiModelEndpoint(t *testing.T) {
 	if got := predict("churn.tar.gz", strings.Join(fields, ",")); math.Abs(got-float64(p.Values[0])) > 1e-7 {
 		t.Fatalf("churn: %v, want %v", got, p.Values[0])
 	}
-}
-
-func gunzip(t *testing.T, path string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // TestMultiModelBudgetUnloadsLeastRecentlyUsed: with room for one model in

@@ -2,13 +2,13 @@ package xgboost
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/json"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/sagehost/sagehost/internal/testutil/testfile"
 )
 
 // The golden cases come from testdata/make_golden.py (XGBoost 1.7.4): each
@@ -37,24 +37,6 @@ type goldenCase struct {
 	Pred           []*float64   `json:"pred"`
 	MarginAll      []*float64   `json:"margin_all_trees"`
 	PredAll        []*float64   `json:"pred_all_trees"`
-}
-
-func readGz(t testing.TB, name string) []byte {
-	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", "golden", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(zr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func loadManifest(t testing.TB) goldenManifest {
@@ -299,4 +281,8 @@ func TestGoldenUBJSONTranscodesToTheJSONModel(t *testing.T) {
 	if !bytes.Equal(ja, jb) {
 		t.Fatalf("transcoded UBJSON differs from the JSON model:\n%.300s\n%.300s", ja, jb)
 	}
+}
+
+func readGz(t testing.TB, name string) []byte {
+	return testfile.Gunzip(t, filepath.Join("testdata", "golden", name))
 }
