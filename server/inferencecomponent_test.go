@@ -303,7 +303,11 @@ func TestInferenceComponentsCreateAndValidation(t *testing.T) {
 		_, err = c.sm.UpdateInferenceComponentRuntimeConfig(ctx, &sagemaker.UpdateInferenceComponentRuntimeConfigInput{
 			InferenceComponentName: aws.String("ic-b"), DesiredRuntimeConfig: copies(3),
 		})
-		apiErr(t, err, "ValidationException", `Cannot update in-progress inference component "`+icARN+`ic-b".`)
+		// Hosting may finish the deletion between the two calls.
+		if err == nil || (!strings.Contains(err.Error(), `Cannot update in-progress inference component "`+icARN+`ic-b".`) &&
+			!strings.Contains(err.Error(), `Could not find inference component "`+icARN+`ic-b".`)) {
+			t.Fatalf("update of a deleting component: %v", err)
+		}
 	}
 	_, err = c.sm.DeleteInferenceComponent(ctx, &sagemaker.DeleteInferenceComponentInput{InferenceComponentName: aws.String("ghost")})
 	apiErr(t, err, "ValidationException", `Could not find inference component "`+icARN+`ghost".`)
