@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sagehost/sagehost/modelserver/mms"
 )
 
 // call sends a request and returns the status and body.
@@ -44,7 +46,7 @@ func modelDir(t *testing.T, files map[string]string) string {
 }
 
 func loadBody(name, url string) string {
-	b, _ := json.Marshal(LoadRequest{ModelName: name, URL: url})
+	b, _ := json.Marshal(mms.LoadRequest{ModelName: name, URL: url})
 	return string(b)
 }
 
@@ -67,7 +69,7 @@ func wantError(t *testing.T, what string, status int, body string, wantStatus in
 		t.Errorf("%s: status %d, want %d (%s)", what, status, wantStatus, body)
 		return
 	}
-	var e ErrorResponse
+	var e mms.ErrorResponse
 	if err := json.Unmarshal([]byte(body), &e); err != nil {
 		t.Errorf("%s: body %q is not JSON: %v", what, body, err)
 		return
@@ -83,13 +85,13 @@ func mmServer(t *testing.T, cfg Config) string {
 	return newServer(t, cfg).URL
 }
 
-func listModels(t *testing.T, base, query string) (ModelList, map[string]json.RawMessage) {
+func listModels(t *testing.T, base, query string) (mms.ModelList, map[string]json.RawMessage) {
 	t.Helper()
 	status, body := call(t, "GET", base+"/models"+query, "", nil)
 	if status != 200 {
 		t.Fatalf("list%s: %d %s", query, status, body)
 	}
-	var l ModelList
+	var l mms.ModelList
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(body), &l); err != nil {
 		t.Fatal(err)
@@ -109,15 +111,15 @@ func TestMultiModelLoadDescribeListUnload(t *testing.T) {
 	mustLoad(t, base, "a", dirA)
 
 	status, body = call(t, "GET", base+"/models/a", "", nil)
-	var d ModelDescription
-	if status != 200 || json.Unmarshal([]byte(body), &d) != nil || d != (ModelDescription{ModelName: "a", ModelURL: dirA}) {
+	var d mms.ModelDescription
+	if status != 200 || json.Unmarshal([]byte(body), &d) != nil || d != (mms.ModelDescription{ModelName: "a", ModelURL: dirA}) {
 		t.Errorf("describe a: %d %s", status, body)
 	}
 	status, body = call(t, "GET", base+"/models/zzz", "", nil)
-	wantError(t, "describe unknown", status, body, 404, ErrTypeModelNotFound, "Model not found: zzz")
+	wantError(t, "describe unknown", status, body, 404, mms.ErrTypeModelNotFound, "Model not found: zzz")
 
 	l, _ := listModels(t, base, "")
-	want := []ModelDescription{{"a", dirA}, {"b", dirB}}
+	want := []mms.ModelDescription{{ModelName: "a", ModelURL: dirA}, {ModelName: "b", ModelURL: dirB}}
 	if !reflect.DeepEqual(l.Models, want) || l.NextPageToken != "" {
 		t.Errorf("list = %+v, want %+v", l, want)
 	}
@@ -127,10 +129,10 @@ func TestMultiModelLoadDescribeListUnload(t *testing.T) {
 		t.Errorf("unload: %d %s", status, body)
 	}
 	status, body = call(t, "DELETE", base+"/models/a", "", nil)
-	wantError(t, "unload twice", status, body, 404, ErrTypeModelNotFound, "Model not found: a")
+	wantError(t, "unload twice", status, body, 404, mms.ErrTypeModelNotFound, "Model not found: a")
 	status, body = call(t, "GET", base+"/models/a", "", nil)
-	wantError(t, "describe unloaded", status, body, 404, ErrTypeModelNotFound, "")
-	if l, _ := listModels(t, base, ""); !reflect.DeepEqual(l.Models, []ModelDescription{{"b", dirB}}) {
+	wantError(t, "describe unloaded", status, body, 404, mms.ErrTypeModelNotFound, "")
+	if l, _ := listModels(t, base, ""); !reflect.DeepEqual(l.Models, []mms.ModelDescription{{ModelName: "b", ModelURL: dirB}}) {
 		t.Errorf("list after unload = %+v", l)
 	}
 	// Loaded again after an unload.
@@ -151,7 +153,7 @@ func TestMultiModelLoadRequestForms(t *testing.T) {
 		{"bad json", "", `{"model_name": `, ""},
 	} {
 		status, body := call(t, "POST", base+"/models"+c.query, c.body, nil)
-		wantError(t, c.name, status, body, 400, ErrTypeBadRequest, c.msg)
+		wantError(t, c.name, status, body, 400, mms.ErrTypeBadRequest, c.msg)
 	}
 }
 
@@ -178,12 +180,12 @@ func TestMultiModelLoadConflict(t *testing.T) {
 	if a.status == 200 {
 		a, b = b, a
 	}
-	wantError(t, "load while loading", a.status, a.body, 409, ErrTypeConflict, "Model m is already registered.")
+	wantError(t, "load while loading", a.status, a.body, 409, mms.ErrTypeConflict, "Model m is already registered.")
 	if a.took >= delay || b.status != 200 || b.took < delay {
 		t.Errorf("conflict after %s; load %d after %s", a.took, b.status, b.took)
 	}
 	status, body := loadModel(t, base, "m", dir)
-	wantError(t, "load twice", status, body, 409, ErrTypeConflict, "Model m is already registered.")
+	wantError(t, "load twice", status, body, 409, mms.ErrTypeConflict, "Model m is already registered.")
 }
 
 func TestMultiModelMaxModels(t *testing.T) {
@@ -192,13 +194,13 @@ func TestMultiModelMaxModels(t *testing.T) {
 	mustLoad(t, base, "a", dir)
 	mustLoad(t, base, "b", dir)
 	status, body := loadModel(t, base, "c", dir)
-	wantError(t, "third load", status, body, 507, ErrTypeInsufficientStorage, "")
+	wantError(t, "third load", status, body, 507, mms.ErrTypeInsufficientStorage, "")
 	if !strings.Contains(body, EnvMaxModels) {
 		t.Errorf("507 message does not name %s: %s", EnvMaxModels, body)
 	}
 	// 409 comes before 507: a loaded model is not "out of memory".
 	status, body = loadModel(t, base, "a", dir)
-	wantError(t, "reload", status, body, 409, ErrTypeConflict, "")
+	wantError(t, "reload", status, body, 409, mms.ErrTypeConflict, "")
 	if status, body := call(t, "DELETE", base+"/models/a", "", nil); status != 200 {
 		t.Fatalf("unload: %d %s", status, body)
 	}
@@ -212,24 +214,24 @@ func TestMultiModelLoadFailure(t *testing.T) {
 	base := mmServer(t, Config{})
 	dir := modelDir(t, map[string]string{FailLoadFile: "weights are corrupt\n"})
 	status, body := loadModel(t, base, "bad", dir)
-	wantError(t, "FAIL_LOAD", status, body, 500, ErrTypeInternal, "weights are corrupt")
+	wantError(t, "FAIL_LOAD", status, body, 500, mms.ErrTypeInternal, "weights are corrupt")
 	status, body = call(t, "GET", base+"/models/bad", "", nil)
-	wantError(t, "describe failed model", status, body, 404, ErrTypeModelNotFound, "")
+	wantError(t, "describe failed model", status, body, 404, mms.ErrTypeModelNotFound, "")
 	status, body = call(t, "POST", base+"/models/bad/invoke", "{}", nil)
-	wantError(t, "invoke failed model", status, body, 404, ErrTypeModelNotFound, "")
+	wantError(t, "invoke failed model", status, body, 404, mms.ErrTypeModelNotFound, "")
 
 	// The name is free again after a failed load.
 	os.Remove(filepath.Join(dir, FailLoadFile))
 	mustLoad(t, base, "bad", dir)
 
 	status, body = loadModel(t, base, "missing", filepath.Join(dir, "nope"))
-	wantError(t, "missing dir", status, body, 500, ErrTypeInternal, "")
+	wantError(t, "missing dir", status, body, 500, mms.ErrTypeInternal, "")
 	if !strings.Contains(body, "no such file") {
 		t.Errorf("missing dir message: %s", body)
 	}
 	file := filepath.Join(modelDir(t, map[string]string{"f": "x"}), "f")
 	status, body = loadModel(t, base, "file", file)
-	wantError(t, "file url", status, body, 500, ErrTypeInternal, "the model url "+file+" is not a directory")
+	wantError(t, "file url", status, body, 500, mms.ErrTypeInternal, "the model url "+file+" is not a directory")
 	if l, _ := listModels(t, base, ""); len(l.Models) != 1 {
 		t.Errorf("failed loads are listed: %+v", l)
 	}
@@ -241,7 +243,7 @@ func TestMultiModelListPagination(t *testing.T) {
 	for _, n := range []string{"e", "c", "a", "d", "b"} {
 		mustLoad(t, base, n, dir)
 	}
-	names := func(l ModelList) string {
+	names := func(l mms.ModelList) string {
 		var s []string
 		for _, m := range l.Models {
 			s = append(s, m.ModelName)
@@ -277,9 +279,9 @@ func TestMultiModelListPagination(t *testing.T) {
 		t.Errorf("an exactly full page has a token: %+v", l)
 	}
 	status, body := call(t, "GET", base+"/models?limit=x", "", nil)
-	wantError(t, "bad limit", status, body, 400, ErrTypeBadRequest, "")
+	wantError(t, "bad limit", status, body, 400, mms.ErrTypeBadRequest, "")
 	status, body = call(t, "GET", base+"/models?next_page_token=x", "", nil)
-	wantError(t, "bad token", status, body, 400, ErrTypeBadRequest, "")
+	wantError(t, "bad token", status, body, 400, mms.ErrTypeBadRequest, "")
 
 	empty := mmServer(t, Config{})
 	if _, raw := listModels(t, empty, ""); string(raw["models"]) != "[]" {
@@ -391,11 +393,11 @@ func TestMultiModelInvokeKnobs(t *testing.T) {
 func TestMultiModelInvokeNotLoaded(t *testing.T) {
 	base := mmServer(t, Config{})
 	status, body := call(t, "POST", base+"/models/ghost/invoke", "1", map[string]string{"Content-Type": "text/csv"})
-	wantError(t, "invoke unknown", status, body, 404, ErrTypeModelNotFound, "Model not found: ghost")
+	wantError(t, "invoke unknown", status, body, 404, mms.ErrTypeModelNotFound, "Model not found: ghost")
 	mustLoad(t, base, "m", modelDir(t, nil))
 	call(t, "DELETE", base+"/models/m", "", nil)
 	status, body = call(t, "POST", base+"/models/m/invoke", "1", nil)
-	wantError(t, "invoke unloaded", status, body, 404, ErrTypeModelNotFound, "Model not found: m")
+	wantError(t, "invoke unloaded", status, body, 404, mms.ErrTypeModelNotFound, "Model not found: m")
 }
 
 func TestMultiModelLoadDelay(t *testing.T) {
@@ -414,7 +416,7 @@ func TestMultiModelLoadDelay(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	// Not loaded until the load answers.
 	status, body := call(t, "POST", base+"/models/slow/invoke", "{}", nil)
-	wantError(t, "invoke while loading", status, body, 404, ErrTypeModelNotFound, "")
+	wantError(t, "invoke while loading", status, body, 404, mms.ErrTypeModelNotFound, "")
 	if l, _ := listModels(t, base, ""); len(l.Models) != 0 {
 		t.Errorf("listed while loading: %+v", l)
 	}

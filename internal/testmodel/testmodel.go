@@ -82,6 +82,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/sagehost/sagehost/modelserver/httprec"
+	"github.com/sagehost/sagehost/modelserver/mms"
 )
 
 // Environment variables the test model reads.
@@ -304,12 +307,12 @@ type handler struct {
 	cfg    Config
 	ready  time.Time
 	logMu  sync.Mutex
-	models *registry
+	models *mms.Table[struct{}]
 }
 
 // NewHandler returns the test model's HTTP handler.
 func NewHandler(cfg Config) http.Handler {
-	h := &handler{cfg: cfg, ready: time.Now().Add(cfg.PingDelay), models: newRegistry()}
+	h := &handler{cfg: cfg, ready: time.Now().Add(cfg.PingDelay), models: mms.NewTable[struct{}]()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ping", h.ping)
 	mux.HandleFunc("POST /invocations", h.invocations)
@@ -545,36 +548,13 @@ func (h *handler) logged(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		rec := httprec.New(w)
 		next.ServeHTTP(rec, r)
 		h.logMu.Lock()
 		defer h.logMu.Unlock()
-		fmt.Fprintf(h.cfg.Log, "testmodel: %s %s %d %dB in %s\n", r.Method, r.URL.Path, rec.status, rec.n, time.Since(start).Round(time.Microsecond))
+		fmt.Fprintf(h.cfg.Log, "testmodel: %s %s %d %dB in %s\n", r.Method, r.URL.Path, rec.Status, rec.Bytes, time.Since(start).Round(time.Microsecond))
 	})
 }
-
-type recorder struct {
-	http.ResponseWriter
-	status      int
-	n           int64
-	wroteHeader bool
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if !r.wroteHeader {
-		r.status, r.wroteHeader = code, true
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wroteHeader = true
-	n, err := r.ResponseWriter.Write(b)
-	r.n += int64(n)
-	return n, err
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // xs is an endless reader of 'x'.
 type xs struct{}

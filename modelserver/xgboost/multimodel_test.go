@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagehost/sagehost/modelserver/mms"
 	"github.com/sagehost/sagehost/modelserver/xgboost/example"
 )
 
@@ -30,7 +31,7 @@ func goldenDir(t *testing.T, name, format, file string) string {
 }
 
 func loadBody(name, url string) []byte {
-	b, _ := json.Marshal(loadRequest{ModelName: name, URL: url})
+	b, _ := json.Marshal(mms.LoadRequest{ModelName: name, URL: url})
 	return b
 }
 
@@ -48,7 +49,7 @@ func wantMMSError(t *testing.T, what string, r response, status int, typ, msg st
 		t.Errorf("%s: status %d, want %d (%s)", what, r.status, status, r.body)
 		return
 	}
-	var e mmsError
+	var e mms.ErrorResponse
 	if err := json.Unmarshal([]byte(r.body), &e); err != nil || r.header.Get("Content-Type") != mimeJSON {
 		t.Errorf("%s: %q (%s) is not an MMS error: %v", what, r.body, r.header.Get("Content-Type"), err)
 		return
@@ -118,7 +119,7 @@ func TestMultiModelLoadListDescribeUnload(t *testing.T) {
 	mustLoad(t, h, "bin", binDir)
 
 	r := do(t, h, "POST", "/models", "application/json", "", loadBody("reg", binDir))
-	wantMMSError(t, "double load", r, 409, errTypeConflict, "Model reg is already registered.")
+	wantMMSError(t, "double load", r, 409, mms.ErrTypeConflict, "Model reg is already registered.")
 
 	r = do(t, h, "GET", "/models", "", "", nil)
 	if r.status != 200 || r.body != fmt.Sprintf(`{"models":[{"modelName":"bin","modelUrl":%q},{"modelName":"reg","modelUrl":%q}]}`, binDir, regDir) {
@@ -134,10 +135,10 @@ func TestMultiModelLoadListDescribeUnload(t *testing.T) {
 		t.Errorf("unload: %d %s", r.status, r.body)
 	}
 	wantMMSError(t, "invoke after unload", do(t, h, "POST", "/models/reg/invoke", mimeCSV, "", []byte("1,2,3,4,5,6")),
-		404, errTypeModelNotFound, "Model not found: reg")
-	wantMMSError(t, "describe after unload", do(t, h, "GET", "/models/reg", "", "", nil), 404, errTypeModelNotFound, "Model not found: reg")
-	wantMMSError(t, "unload twice", do(t, h, "DELETE", "/models/reg", "", "", nil), 404, errTypeModelNotFound, "Model not found: reg")
-	wantMMSError(t, "invoke never loaded", do(t, h, "POST", "/models/nope/invoke", mimeCSV, "", []byte("1")), 404, errTypeModelNotFound, "Model not found: nope")
+		404, mms.ErrTypeModelNotFound, "Model not found: reg")
+	wantMMSError(t, "describe after unload", do(t, h, "GET", "/models/reg", "", "", nil), 404, mms.ErrTypeModelNotFound, "Model not found: reg")
+	wantMMSError(t, "unload twice", do(t, h, "DELETE", "/models/reg", "", "", nil), 404, mms.ErrTypeModelNotFound, "Model not found: reg")
+	wantMMSError(t, "invoke never loaded", do(t, h, "POST", "/models/nope/invoke", mimeCSV, "", []byte("1")), 404, mms.ErrTypeModelNotFound, "Model not found: nope")
 	if r := do(t, h, "POST", "/models/bin/invoke", mimeCSV, "", []byte("1,2,3,4,5,6")); r.status != 200 {
 		t.Errorf("the other model after an unload: %d %s", r.status, r.body)
 	}
@@ -165,7 +166,7 @@ func TestMultiModelLoadErrors(t *testing.T) {
 		{"corrupt model", corrupt, "Failed to load model m: loading " + filepath.Join(corrupt, ModelFileName) + ": not a JSON or UBJSON XGBoost model"},
 	} {
 		r := do(t, h, "POST", "/models", "application/json", "", loadBody("m", c.url))
-		wantMMSError(t, c.name, r, 500, errTypeInternal, c.msg)
+		wantMMSError(t, c.name, r, 500, mms.ErrTypeInternal, c.msg)
 	}
 	if r := do(t, h, "GET", "/models", "", "", nil); r.body != `{"models":[]}` {
 		t.Errorf("failed loads are listed: %s", r.body)
@@ -178,7 +179,7 @@ func TestMultiModelLoadErrors(t *testing.T) {
 		{"no name", "", `{"url": "/x"}`, "Parameter model_name is required."},
 		{"bad json", "", `{"url": 1}`, "Invalid request body: "},
 	} {
-		wantMMSError(t, c.name, do(t, h, "POST", "/models"+c.query, "application/json", "", []byte(c.body)), 400, errTypeBadRequest, c.msg)
+		wantMMSError(t, c.name, do(t, h, "POST", "/models"+c.query, "application/json", "", []byte(c.body)), 400, mms.ErrTypeBadRequest, c.msg)
 	}
 	// MMS's query parameters work as well as the JSON body.
 	dir := goldenDir(t, "binary_logistic", "json", ModelFileName)
@@ -216,15 +217,15 @@ func TestMultiModelListPagination(t *testing.T) {
 	for _, n := range []string{"c", "a", "b"} {
 		mustLoad(t, h, n, dir)
 	}
-	page := func(q string) modelList {
+	page := func(q string) mms.ModelList {
 		r := do(t, h, "GET", "/models"+q, "", "", nil)
-		var l modelList
+		var l mms.ModelList
 		if r.status != 200 || json.Unmarshal([]byte(r.body), &l) != nil {
 			t.Fatalf("list%s: %d %s", q, r.status, r.body)
 		}
 		return l
 	}
-	names := func(l modelList) (s []string) {
+	names := func(l mms.ModelList) (s []string) {
 		for _, m := range l.Models {
 			s = append(s, m.ModelName)
 		}
@@ -242,7 +243,7 @@ func TestMultiModelListPagination(t *testing.T) {
 	if l := page("?limit=1000&next_page_token=7"); len(l.Models) != 0 || l.NextPageToken != "" {
 		t.Errorf("past the end: %+v", l)
 	}
-	wantMMSError(t, "bad limit", do(t, h, "GET", "/models?limit=many", "", "", nil), 400, errTypeBadRequest, "Parameter limit")
+	wantMMSError(t, "bad limit", do(t, h, "GET", "/models?limit=many", "", "", nil), 400, mms.ErrTypeBadRequest, "Parameter limit")
 }
 
 func TestMultiModelConcurrentLoadsAndInvokes(t *testing.T) {

@@ -17,6 +17,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sagehost/sagehost/modelserver/httprec"
+	"github.com/sagehost/sagehost/modelserver/mms"
 )
 
 // Environment variables the server reads. All but the first two are
@@ -94,7 +97,7 @@ type handler struct {
 	m   *Model // nil in multi-model mode
 	cfg Config
 	// models are the multi-model mode's loaded models.
-	models *modelTable
+	models *mms.Table[*Model]
 }
 
 // newHandler fills in cfg's defaults.
@@ -142,8 +145,8 @@ func (h *handler) executionParameters(w http.ResponseWriter, r *http.Request) {
 // fail answers with the container's plain-text error body, which becomes
 // the client's ModelError OriginalMessage.
 func fail(w http.ResponseWriter, status int, msg string) {
-	if rec, ok := w.(*recorder); ok {
-		rec.err = msg
+	if rec, ok := w.(*httprec.Recorder); ok {
+		rec.Err = msg
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -201,8 +204,8 @@ func (h *handler) predict(w http.ResponseWriter, r *http.Request, m *Model) {
 				"application/json, application/jsonlines, application/x-recordio-protobuf.", orNone(r.Header.Get("Content-Type"))))
 		return
 	}
-	if rec, ok := w.(*recorder); ok {
-		rec.rows = rows.numRows()
+	if rec, ok := w.(*httprec.Recorder); ok {
+		rec.Rows = rows.numRows()
 	}
 	if width > m.numFeature {
 		format := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(ct, "text/"), "application/"), "x-")
@@ -304,48 +307,23 @@ func (h *handler) logged(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		rec := httprec.New(w)
 		next.ServeHTTP(rec, r)
 		attrs := []any{
-			"method", r.Method, "path", r.URL.Path, "status", rec.status, "bytes", rec.n,
+			"method", r.Method, "path", r.URL.Path, "status", rec.Status, "bytes", rec.Bytes,
 			"duration", time.Since(start).Round(time.Microsecond),
 		}
-		if rec.rows > 0 {
-			attrs = append(attrs, "rows", rec.rows)
+		if rec.Rows > 0 {
+			attrs = append(attrs, "rows", rec.Rows)
 		}
 		level := slog.LevelInfo
-		if rec.err != "" {
+		if rec.Err != "" {
 			level = slog.LevelWarn
-			attrs = append(attrs, "error", rec.err)
+			attrs = append(attrs, "error", rec.Err)
 		}
 		h.cfg.Logger.Log(r.Context(), level, "request", attrs...)
 	})
 }
-
-type recorder struct {
-	http.ResponseWriter
-	status      int
-	n           int64
-	wroteHeader bool
-	rows        int
-	err         string
-}
-
-func (r *recorder) WriteHeader(code int) {
-	if !r.wroteHeader {
-		r.status, r.wroteHeader = code, true
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *recorder) Write(b []byte) (int, error) {
-	r.wroteHeader = true
-	n, err := r.ResponseWriter.Write(b)
-	r.n += int64(n)
-	return n, err
-}
-
-func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Main runs the XGBoost model server as the whole process: it loads the
 // model from $SM_MODEL_DIR (default /opt/ml/model), or with
