@@ -87,7 +87,7 @@ func (ms *modelSet) changed() {
 	ms.gauge.Set(float64(n))
 }
 
-// LoadedModels returns the names of the models loaded in the instance.
+// LoadedModels returns how many models are loaded in the instance.
 func (in *Instance) LoadedModels() int {
 	if in.models == nil {
 		return 0
