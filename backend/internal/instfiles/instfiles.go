@@ -21,9 +21,10 @@ var (
 // ValidID reports whether id can name an instance's directory and labels.
 func ValidID(id string) bool { return validID.MatchString(id) }
 
-// ContainerNames names the containers of an instance: the
-// ContainerHostname, "primary" for a lone container without one, or
-// container-<n>.
+// ContainerNames names the containers of an instance, each name distinct:
+// the ContainerHostname, "primary" for a lone container without one, or
+// container-<n> (n its position, or the next number no other container
+// has).
 func ContainerNames(cs []sagehost.ContainerSpec) []string {
 	names := make([]string, len(cs))
 	seen := map[string]bool{}
@@ -33,6 +34,11 @@ func ContainerNames(cs []sagehost.ContainerSpec) []string {
 			n = "container-" + strconv.Itoa(i+1)
 			if len(cs) == 1 {
 				n = "primary"
+			}
+			// An earlier container may have been given this name as its
+			// hostname: take the next free number.
+			for k := i + 2; seen[n]; k++ {
+				n = "container-" + strconv.Itoa(k)
 			}
 		}
 		seen[n] = true

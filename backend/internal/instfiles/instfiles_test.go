@@ -15,6 +15,12 @@ func TestContainerNames(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("containerNames = %v, want %v", got, want)
 	}
+	// A hostname that is a later container's generated name.
+	got = ContainerNames([]sagehost.ContainerSpec{{Hostname: "container-2"}, {}, {Hostname: "container-3"}})
+	want = []string{"container-2", "container-3", "container-4"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("containerNames = %v, want %v", got, want)
+	}
 	if got := ContainerNames([]sagehost.ContainerSpec{{}}); got[0] != "primary" {
 		t.Errorf("lone container: %v", got)
 	}
