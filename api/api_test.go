@@ -135,3 +135,42 @@ func FuzzServeHTTP(f *testing.F) {
 		}
 	})
 }
+
+// TestUnimplementedOperation checks the answers to an operation SageMaker has
+// but sagehost does not serve, and to a name SageMaker does not know: both
+// UnknownOperationException with status 400, told apart by their messages.
+func TestUnimplementedOperation(t *testing.T) {
+	h := newHandler(t)
+	call := func(target string) (int, string, string) {
+		body := []byte(`{}`)
+		req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/", bytes.NewReader(body))
+		req.Header.Set("X-Amz-Target", target)
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		sign(t, req, body)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		var e struct {
+			Type    string `json:"__type"`
+			Message string `json:"message"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil {
+			t.Fatalf("%s: %d %s: %v", target, w.Code, w.Body, err)
+		}
+		if w.Header().Get("X-Amzn-ErrorType") != e.Type {
+			t.Errorf("%s: X-Amzn-ErrorType %q, body __type %q", target, w.Header().Get("X-Amzn-ErrorType"), e.Type)
+		}
+		return w.Code, e.Type, e.Message
+	}
+
+	code, typ, msg := call("SageMaker.CreateTrainingJob")
+	if code != http.StatusBadRequest || typ != sagehost.CodeUnknownOperation ||
+		!strings.HasPrefix(msg, "sagehost does not implement SageMaker.CreateTrainingJob: it serves the model hosting operations (") ||
+		!strings.Contains(msg, "CreateEndpoint, ") {
+		t.Errorf("SageMaker.CreateTrainingJob: %d %s %q", code, typ, msg)
+	}
+
+	code, typ, msg = call("SageMaker.CreateTrainingJobs")
+	if code != http.StatusBadRequest || typ != sagehost.CodeUnknownOperation || msg != `Unrecognized operation "SageMaker.CreateTrainingJobs".` {
+		t.Errorf("SageMaker.CreateTrainingJobs: %d %s %q", code, typ, msg)
+	}
+}

@@ -104,7 +104,7 @@ func (h *Handler) serveControl(w http.ResponseWriter, r *http.Request) {
 	}
 	run, ok := controlOps[name]
 	if !ok {
-		if _, known := apimodel.SageMaker().Operation(name); known {
+		if apimodel.IsSageMakerOperation(name) {
 			writeControlError(w, h.Logger, sagehost.Errorf(sagehost.CodeUnknownOperation,
 				"sagehost does not implement SageMaker.%s: it serves the model hosting operations (%s).", name, strings.Join(ControlOperations(), ", ")))
 			return

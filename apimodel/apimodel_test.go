@@ -515,3 +515,24 @@ func TestModelDataAcceptsLocalLocations(t *testing.T) {
 		}
 	}
 }
+
+func TestIsSageMakerOperation(t *testing.T) {
+	for _, name := range SageMaker().Operations() {
+		if !IsSageMakerOperation(name) {
+			t.Errorf("served operation %s is not in the list of all operations", name)
+		}
+	}
+	for _, name := range []string{"CreateTrainingJob", "CreateNotebookInstance", "DescribeTransformJob"} {
+		if !IsSageMakerOperation(name) {
+			t.Errorf("IsSageMakerOperation(%q) = false", name)
+		}
+		if _, ok := SageMaker().Operation(name); ok {
+			t.Errorf("%s is in the trimmed model", name)
+		}
+	}
+	for _, name := range []string{"", "CreateTrainingJobs", "createTrainingJob", "InvokeEndpoint"} {
+		if IsSageMakerOperation(name) {
+			t.Errorf("IsSageMakerOperation(%q) = true", name)
+		}
+	}
+}

@@ -6,8 +6,10 @@
 // at 'endpointName' failed to satisfy constraint: ...").
 //
 // The embedded files sagemaker.json and sagemaker-runtime.json are generated
-// from botocore by internal/cmd/genapimodel; regenerate them after a botocore
-// upgrade (the build itself never needs botocore). Patterns are Java regular
+// from botocore by internal/cmd/genapimodel, together with
+// sagemaker-operations.txt, the names of all of SageMaker's operations (see
+// IsSageMakerOperation); regenerate them after a botocore upgrade (the build
+// itself never needs botocore). Patterns are Java regular
 // expressions; each one RE2 cannot take as it is carries an "re2Pattern" with
 // the same meaning, which is what this package compiles, while messages show
 // the model's pattern.

@@ -31,7 +31,7 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("genapimodel: %v\n%s", err, b)
 	}
-	for name, embedded := range map[string][]byte{"sagemaker.json": sageMakerJSON, "sagemaker-runtime.json": runtimeJSON} {
+	for name, embedded := range map[string][]byte{"sagemaker.json": sageMakerJSON, "sagemaker-runtime.json": runtimeJSON, "sagemaker-operations.txt": []byte(sageMakerOperationsTxt)} {
 		got, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 )
 
@@ -17,6 +18,26 @@ var sageMakerJSON []byte
 
 //go:embed sagemaker-runtime.json
 var runtimeJSON []byte
+
+// sageMakerOperationsTxt names every operation of SageMaker's full model, one
+// a line; sagemaker.json keeps only the ones sagehost serves.
+//
+//go:embed sagemaker-operations.txt
+var sageMakerOperationsTxt string
+
+var sageMakerOperations = sync.OnceValue(func() map[string]bool {
+	m := map[string]bool{}
+	for _, n := range strings.Split(sageMakerOperationsTxt, "\n") {
+		if n != "" {
+			m[n] = true
+		}
+	}
+	return m
+})
+
+// IsSageMakerOperation reports whether name is an operation of SageMaker's
+// full API (botocore's model), served by sagehost or not.
+func IsSageMakerOperation(name string) bool { return sageMakerOperations()[name] }
 
 var (
 	sageMakerOnce, runtimeOnce sync.Once

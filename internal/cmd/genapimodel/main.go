@@ -7,7 +7,9 @@
 // command asks python3 where botocore is installed. For each service it keeps
 // the metadata, the operations sagehost implements (all of them for the
 // runtime) and the shapes reachable from them, in botocore's order, without
-// documentation. Each pattern that RE2 cannot take as it is gets a
+// documentation. For SageMaker it also writes the names of all the model's
+// operations, one a line, so that sagehost can tell an operation it does not
+// implement from a name SageMaker does not know. Each pattern that RE2 cannot take as it is gets a
 // "re2Pattern" next to it: a hand-checked translation from the table in
 // patterns.go for the patterns RE2 rejects, or a rewrite giving `.`, \s and \S
 // their Java meaning. Any other pattern that RE2 rejects stops the command.
@@ -28,10 +30,11 @@ import (
 
 // service is one model to trim.
 type service struct {
-	dir  string   // directory under botocore's data
-	out  string   // file written into -out
-	ops  []string // operations kept; nil keeps all
-	name string
+	dir   string   // directory under botocore's data
+	out   string   // file written into -out
+	ops   []string // operations kept; nil keeps all
+	names string   // file written into -out listing every operation's name; "" for none
+	name  string
 }
 
 // controlPlaneOps are the SageMaker operations sagehost implements.
@@ -44,7 +47,7 @@ var controlPlaneOps = strings.Fields(`
 	UpdateInferenceComponentRuntimeConfig DeleteInferenceComponent`)
 
 var services = []service{
-	{name: "sagemaker", dir: "sagemaker/2017-07-24", out: "sagemaker.json", ops: controlPlaneOps},
+	{name: "sagemaker", dir: "sagemaker/2017-07-24", out: "sagemaker.json", ops: controlPlaneOps, names: "sagemaker-operations.txt"},
 	{name: "sagemaker-runtime", dir: "sagemaker-runtime/2017-05-13", out: "sagemaker-runtime.json"},
 }
 
@@ -64,12 +67,21 @@ func run(botocore, out string) error {
 		return err
 	}
 	for _, svc := range services {
-		b, err := generate(filepath.Join(data, svc.dir, "service-2.json.gz"), svc.ops)
+		model, err := load(filepath.Join(data, svc.dir, "service-2.json.gz"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", svc.name, err)
+		}
+		b, err := trim(model, svc.ops)
 		if err != nil {
 			return fmt.Errorf("%s: %w", svc.name, err)
 		}
 		if err := os.WriteFile(filepath.Join(out, svc.out), b, 0o644); err != nil {
 			return err
+		}
+		if svc.names != "" {
+			if err := os.WriteFile(filepath.Join(out, svc.names), operationNames(model), 0o644); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -92,8 +104,8 @@ func dataDir(dir string) (string, error) {
 	return "", fmt.Errorf("%s holds no botocore data (no sagemaker model)", dir)
 }
 
-// generate reads one gzipped botocore model and returns the trimmed JSON.
-func generate(path string, ops []string) ([]byte, error) {
+// load reads one gzipped botocore model.
+func load(path string) (*value, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -107,7 +119,23 @@ func generate(path string, ops []string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return trim(model, ops)
+	return model, nil
+}
+
+// operationNames returns the names of all the model's operations, sorted,
+// one a line.
+func operationNames(model *value) []byte {
+	var names []string
+	if ops := model.get("operations"); ops != nil && ops.kind == 'o' {
+		names = append(names, ops.keys...)
+	}
+	sort.Strings(names)
+	var b bytes.Buffer
+	for _, n := range names {
+		b.WriteString(n)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
 }
 
 // trim keeps the operations named (all when ops is nil) and the shapes they

@@ -83,3 +83,13 @@ func TestTrim(t *testing.T) {
 		t.Fatal("unknown operation accepted")
 	}
 }
+
+func TestOperationNames(t *testing.T) {
+	model, err := parseJSON(strings.NewReader(`{"metadata":{},"operations":{"B":{"name":"B"},"A":{"name":"A"},"C":{"name":"C"}},"shapes":{}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(operationNames(model)); got != "A\nB\nC\n" {
+		t.Fatalf("operationNames = %q", got)
+	}
+}
