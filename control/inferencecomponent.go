@@ -836,7 +836,7 @@ func (s *Service) DeleteInferenceComponent(ctx context.Context, c sagehost.Calle
 // checkEndpointHasNoComponents returns the error for deleting an endpoint
 // that still hosts inference components other than Deleting ones (SageMaker
 // asks for them to be deleted first); components already Deleting go with
-// the endpoint. DeleteEndpoint does not call it yet.
+// the endpoint. DeleteEndpoint calls it before marking the endpoint Deleting.
 func (s *Service) checkEndpointHasNoComponents(ctx context.Context, c sagehost.Caller, rec *sagehost.Record) error {
 	ics, err := EndpointInferenceComponents(ctx, s.Store, sagehost.EndpointKey{Account: c.Account, Region: c.Region, Name: rec.Name})
 	if err != nil {
