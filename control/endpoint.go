@@ -356,16 +356,17 @@ func (s *Service) ListEndpoints(ctx context.Context, c sagehost.Caller, in *List
 	return out, nil
 }
 
-// checkUpdatable returns the error SageMaker gives for changing an endpoint
-// that is not InService.
-func checkUpdatable(rec *sagehost.Record) error {
+// checkUpdatable returns the error SageMaker gives for changing a resource
+// (an endpoint or an inference component, as noun names it) that is not
+// InService.
+func checkUpdatable(rec *sagehost.Record, noun string) error {
 	switch rec.Status {
 	case sagehost.StatusInService:
 		return nil
 	case sagehost.StatusFailed:
-		return validation("Cannot update endpoint %q because it is in Failed state. Delete the endpoint and create it again.", rec.ARN)
+		return validation("Cannot update %s %q because it is in Failed state. Delete the %s and create it again.", noun, rec.ARN, noun)
 	default:
-		return validation("Cannot update in-progress endpoint %q.", rec.ARN)
+		return validation("Cannot update in-progress %s %q.", noun, rec.ARN)
 	}
 }
 
@@ -481,7 +482,7 @@ func (s *Service) UpdateEndpointWeightsAndCapacities(ctx context.Context, c sage
 // transaction, marks it Updating and tells the reconciler.
 func (s *Service) updateEndpoint(ctx context.Context, c sagehost.Caller, name, op string, change func(*sagehost.Record, *sagehost.EndpointState) error) (*EndpointArnOutput, error) {
 	rec, err := s.Store.Update(ctx, sagehost.KindEndpoint, c.Account, c.Region, name, func(r *sagehost.Record) error {
-		if err := checkUpdatable(r); err != nil {
+		if err := checkUpdatable(r, "endpoint"); err != nil {
 			return err
 		}
 		st, err := DecodeEndpointState(r)

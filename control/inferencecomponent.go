@@ -591,19 +591,6 @@ func (s *Service) ListInferenceComponents(ctx context.Context, c sagehost.Caller
 	return out, nil
 }
 
-// checkComponentUpdatable returns the error for changing a component that
-// is not InService.
-func checkComponentUpdatable(rec *sagehost.Record) error {
-	switch rec.Status {
-	case sagehost.StatusInService:
-		return nil
-	case sagehost.StatusFailed:
-		return validation("Cannot update inference component %q because it is in Failed state. Delete the inference component and create it again.", rec.ARN)
-	default:
-		return validation("Cannot update in-progress inference component %q.", rec.ARN)
-	}
-}
-
 // UpdateInferenceComponentInput is UpdateInferenceComponent's request.
 type UpdateInferenceComponentInput struct {
 	Raw
@@ -651,7 +638,7 @@ func (s *Service) UpdateInferenceComponent(ctx context.Context, c sagehost.Calle
 	if err != nil {
 		return nil, err
 	}
-	if err := checkComponentUpdatable(rec); err != nil {
+	if err := checkUpdatable(rec, "inference component"); err != nil {
 		return nil, err
 	}
 	hasSpec := in.Specification != nil || len(in.Specifications) > 0
@@ -686,14 +673,7 @@ func (s *Service) UpdateInferenceComponent(ctx context.Context, c sagehost.Calle
 		}
 		next = &d
 	}
-	rec, err = s.Store.Update(ctx, sagehost.KindInferenceComponent, c.Account, c.Region, in.InferenceComponentName, func(r *sagehost.Record) error {
-		if err := checkComponentUpdatable(r); err != nil {
-			return err
-		}
-		st, err := DecodeInferenceComponentState(r)
-		if err != nil {
-			return err
-		}
+	return s.updateComponent(ctx, c, in.InferenceComponentName, "update inference component", func(r *sagehost.Record, st *sagehost.InferenceComponentState) error {
 		if next != nil && !sameDeployment(&st.Current, next) {
 			prev := st.Current
 			next.Generation = prev.Generation + 1
@@ -706,17 +686,8 @@ func (s *Service) UpdateInferenceComponent(ctx context.Context, c sagehost.Calle
 			st.LastDeploymentConfig = in.DeploymentConfig
 		}
 		st.FailureReason = ""
-		r.Status = sagehost.StatusUpdating
-		r.LastModifiedTime = s.now()
-		return EncodeInferenceComponentState(r, st)
+		return nil
 	})
-	if errors.Is(err, sagehost.ErrNotFound) {
-		return nil, inferenceComponentNotFound(c, in.InferenceComponentName)
-	} else if err != nil {
-		return nil, storeErr("update inference component", err)
-	}
-	s.notify(st.EndpointKey(rec))
-	return &InferenceComponentArnOutput{InferenceComponentArn: rec.ARN}, nil
 }
 
 // sameDeployment reports whether two versions run the same thing: the same
@@ -743,28 +714,40 @@ type UpdateInferenceComponentRuntimeConfigInput struct {
 // UpdateInferenceComponentRuntimeConfig changes an InService component's
 // desired copy count and marks it Updating.
 func (s *Service) UpdateInferenceComponentRuntimeConfig(ctx context.Context, c sagehost.Caller, in *UpdateInferenceComponentRuntimeConfigInput) (*InferenceComponentArnOutput, error) {
+	return s.updateComponent(ctx, c, in.InferenceComponentName, "update inference component runtime config", func(r *sagehost.Record, st *sagehost.InferenceComponentState) error {
+		if base := st.Current.Spec.BaseInferenceComponentName(); base != "" {
+			return validation("Inference component %q is an adapter inference component: it has no copies of its own and runs in every copy of its base inference component %q.",
+				r.ARN, inferenceComponentARN(c, base))
+		}
+		st.DesiredCopyCount = in.DesiredRuntimeConfig.CopyCount
+		return nil
+	})
+}
+
+// updateComponent applies a change to an InService inference component in
+// one store transaction, marks it Updating and tells the reconciler of its
+// endpoint.
+func (s *Service) updateComponent(ctx context.Context, c sagehost.Caller, name, op string, change func(*sagehost.Record, *sagehost.InferenceComponentState) error) (*InferenceComponentArnOutput, error) {
 	var st *sagehost.InferenceComponentState
-	rec, err := s.Store.Update(ctx, sagehost.KindInferenceComponent, c.Account, c.Region, in.InferenceComponentName, func(r *sagehost.Record) error {
-		if err := checkComponentUpdatable(r); err != nil {
+	rec, err := s.Store.Update(ctx, sagehost.KindInferenceComponent, c.Account, c.Region, name, func(r *sagehost.Record) error {
+		if err := checkUpdatable(r, "inference component"); err != nil {
 			return err
 		}
 		var err error
 		if st, err = DecodeInferenceComponentState(r); err != nil {
 			return err
 		}
-		if base := st.Current.Spec.BaseInferenceComponentName(); base != "" {
-			return validation("Inference component %q is an adapter inference component: it has no copies of its own and runs in every copy of its base inference component %q.",
-				r.ARN, inferenceComponentARN(c, base))
+		if err := change(r, st); err != nil {
+			return err
 		}
-		st.DesiredCopyCount = in.DesiredRuntimeConfig.CopyCount
 		r.Status = sagehost.StatusUpdating
 		r.LastModifiedTime = s.now()
 		return EncodeInferenceComponentState(r, st)
 	})
 	if errors.Is(err, sagehost.ErrNotFound) {
-		return nil, inferenceComponentNotFound(c, in.InferenceComponentName)
+		return nil, inferenceComponentNotFound(c, name)
 	} else if err != nil {
-		return nil, storeErr("update inference component runtime config", err)
+		return nil, storeErr(op, err)
 	}
 	s.notify(st.EndpointKey(rec))
 	return &InferenceComponentArnOutput{InferenceComponentArn: rec.ARN}, nil
