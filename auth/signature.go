@@ -79,9 +79,7 @@ func expectedSignature(r *http.Request, req *signedRequest, cred Credential, pay
 func requestToSign(r *http.Request, req *signedRequest, headers http.Header) *http.Request {
 	u := &url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery}
 	if req.presigned {
-		q := r.URL.Query()
-		q.Del(querySignature)
-		u.RawQuery = q.Encode()
+		u.RawQuery = req.unsignedQuery
 	}
 	return &http.Request{Method: r.Method, URL: u, Host: r.Host, Header: headers}
 }

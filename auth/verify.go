@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -54,6 +55,9 @@ type signedRequest struct {
 	date          time.Time     // signing time
 	expires       time.Duration // presigned only
 	securityToken string        // X-Amz-Security-Token as sent, if any
+	// unsignedQuery is a presigned request's query without X-Amz-Signature,
+	// encoded: the query the client signed.
+	unsignedQuery string
 }
 
 // Verify authenticates a SigV4 request, header-signed (Authorization:
@@ -125,7 +129,7 @@ func extractSignature(r *http.Request) (*signedRequest, error) {
 		return fromAuthorizationHeader(r, h)
 	}
 	if q := r.URL.Query(); isPresigned(q) {
-		return fromPresignedQuery(r)
+		return fromPresignedQuery(r, q)
 	}
 	return nil, sagehost.Errorf(sagehost.CodeMissingAuthToken, msgMissingToken)
 }
@@ -226,9 +230,8 @@ func parseAmzDate(s string) (time.Time, error) {
 }
 
 // fromPresignedQuery reads a presigned request's signature, signing time and
-// expiry from its query string.
-func fromPresignedQuery(r *http.Request) (*signedRequest, error) {
-	q := r.URL.Query()
+// expiry from its query string, parsed as q (which it may change).
+func fromPresignedQuery(r *http.Request, q url.Values) (*signedRequest, error) {
 	p, err := parsePresigned(q)
 	if err != nil {
 		var msgs []string
@@ -251,12 +254,14 @@ func fromPresignedQuery(r *http.Request) (*signedRequest, error) {
 	if token == "" {
 		token = r.Header.Get("X-Amz-Security-Token")
 	}
+	q.Del(querySignature)
 	return &signedRequest{
 		authorization: p.authorization,
 		presigned:     true,
 		date:          date,
 		expires:       time.Duration(p.Expires) * time.Second,
 		securityToken: token,
+		unsignedQuery: q.Encode(),
 	}, nil
 }
 
@@ -333,11 +338,12 @@ func formatSkew(d time.Duration) string {
 // An X-Amz-Content-Sha256 header is the hash: UNSIGNED-PAYLOAD as is, or the
 // hex SHA-256 of the body, which must match. Without it a header-signed
 // request signs the body's hash, and a presigned one usually
-// UNSIGNED-PAYLOAD (the body's hash is tried too).
+// UNSIGNED-PAYLOAD (the body's hash is tried too). The body is hashed only
+// when a hash of it is needed.
 func payloadHashes(h http.Header, body []byte, presigned bool) ([][]byte, error) {
-	sum := sha256.Sum256(body)
 	vals := h.Values("X-Amz-Content-Sha256")
 	if len(vals) == 0 {
+		sum := sha256.Sum256(body)
 		if presigned {
 			return [][]byte{[]byte(unsignedPayload), sum[:]}, nil
 		}
@@ -352,7 +358,7 @@ func payloadHashes(h http.Header, body []byte, presigned bool) ([][]byte, error)
 		return nil, sagehost.Errorf(sagehost.CodeInvalidSignature,
 			"The provided 'x-amz-content-sha256' header must be UNSIGNED-PAYLOAD or the hex SHA-256 of the request body, got '%s'.", echo(claimed))
 	}
-	if !bytes.Equal(decoded, sum[:]) {
+	if sum := sha256.Sum256(body); !bytes.Equal(decoded, sum[:]) {
 		return nil, sagehost.Errorf(sagehost.CodeInvalidSignature, msgContentHashWrong)
 	}
 	return [][]byte{decoded}, nil
