@@ -93,11 +93,8 @@ func (b *Backend) Start(ctx context.Context, spec sagehost.InstanceSpec) (*sageh
 
 // checkSpec checks what can be checked without the engine.
 func (b *Backend) checkSpec(spec sagehost.InstanceSpec) error {
-	if !instfiles.ValidID(spec.ID) {
-		return fmt.Errorf("invalid instance id %q", spec.ID)
-	}
-	if len(spec.Containers) == 0 {
-		return errors.New("no containers")
+	if err := instfiles.CheckSpec(spec); err != nil {
+		return err
 	}
 	for k := range spec.Labels {
 		if reservedLabel(k) {
@@ -107,11 +104,6 @@ func (b *Backend) checkSpec(spec sagehost.InstanceSpec) error {
 	for i, c := range spec.Containers {
 		if strings.TrimSpace(c.Image) == "" {
 			return fmt.Errorf("container %d has no image", i+1)
-		}
-		for k, v := range c.Environment {
-			if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
-				return fmt.Errorf("container %d: invalid environment variable %q", i+1, k)
-			}
 		}
 		if c.ModelDir != "" {
 			fi, err := os.Stat(c.ModelDir)

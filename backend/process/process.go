@@ -238,7 +238,8 @@ func checkImage(image string) error {
 // The instance sees only its own GPUs, as on an instance of its type:
 // CUDA_VISIBLE_DEVICES (and NVIDIA_VISIBLE_DEVICES) list the devices
 // assigned to it, and are empty for an instance type without GPUs.
-func environ(c sagehost.ContainerSpec, work, modelDir string, port int, gpus []string) ([]string, error) {
+// The spec's variables were checked by instfiles.CheckSpec.
+func environ(c sagehost.ContainerSpec, work, modelDir string, port int, gpus []string) []string {
 	env := map[string]string{
 		"PATH":   DefaultPath,
 		"HOME":   work,
@@ -246,9 +247,6 @@ func environ(c sagehost.ContainerSpec, work, modelDir string, port int, gpus []s
 		"LANG":   "C.UTF-8",
 	}
 	for k, v := range c.Environment {
-		if k == "" || containsAny(k, "=\x00") || containsAny(v, "\x00") {
-			return nil, fmt.Errorf("invalid environment variable %q", k)
-		}
 		env[k] = v
 	}
 	env["CUDA_VISIBLE_DEVICES"] = strings.Join(gpus, ",")
@@ -266,18 +264,7 @@ func environ(c sagehost.ContainerSpec, work, modelDir string, port int, gpus []s
 		list = append(list, k+"="+v)
 	}
 	sort.Strings(list)
-	return list, nil
-}
-
-func containsAny(s, chars string) bool {
-	for i := 0; i < len(s); i++ {
-		for j := 0; j < len(chars); j++ {
-			if s[i] == chars[j] {
-				return true
-			}
-		}
-	}
-	return false
+	return list
 }
 
 // Start starts the instance's container processes and returns once they
@@ -289,11 +276,8 @@ func (b *Backend) Start(ctx context.Context, spec sagehost.InstanceSpec) (*sageh
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if !instfiles.ValidID(spec.ID) {
-		return nil, fmt.Errorf("process backend: invalid instance id %q", spec.ID)
-	}
-	if len(spec.Containers) == 0 {
-		return nil, fmt.Errorf("process backend: instance %s has no containers", spec.ID)
+	if err := instfiles.CheckSpec(spec); err != nil {
+		return nil, fmt.Errorf("process backend: instance %s: %w", spec.ID, err)
 	}
 	for i, c := range spec.Containers {
 		if err := checkImage(c.Image); err != nil {
@@ -409,10 +393,7 @@ func startProcess(c sagehost.ContainerSpec, cs *containerState, gpus []string) (
 	if err := os.MkdirAll(filepath.Join(cs.WorkDir, "tmp"), 0o755); err != nil {
 		return nil, err
 	}
-	env, err := environ(c, cs.WorkDir, cs.ModelDir, cs.Port, gpus)
-	if err != nil {
-		return nil, err
-	}
+	env := environ(c, cs.WorkDir, cs.ModelDir, cs.Port, gpus)
 	if err := os.MkdirAll(filepath.Dir(cs.LogPath), 0o755); err != nil {
 		return nil, fmt.Errorf("log directory: %w", err)
 	}

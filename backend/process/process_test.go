@@ -277,6 +277,26 @@ func TestInvalidSpecs(t *testing.T) {
 	}
 }
 
+// A bad variable of a later container is found before any container
+// starts.
+func TestInvalidEnvSecondContainer(t *testing.T) {
+	b := newBackend(t, Config{})
+	sp := spec(t, "first", nil)
+	second := sp.Containers[0]
+	second.Hostname = "second"
+	second.Environment = map[string]string{"A=B": "x"}
+	second.LogPath = filepath.Join(t.TempDir(), "second.log")
+	sp.Containers[0].Hostname = "first"
+	sp.Containers = append(sp.Containers, second)
+	_, err := b.Start(context.Background(), sp)
+	if err == nil || !strings.Contains(err.Error(), "invalid environment variable") {
+		t.Fatalf("Start with a bad variable in the second container: %v", err)
+	}
+	if _, err := os.Stat(sp.Containers[0].LogPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the first container was started (its log exists): %v", err)
+	}
+}
+
 // A recorded pid that now belongs to another process (its start time
 // differs) is not adopted, and not killed either.
 func TestRecoverPIDReused(t *testing.T) {

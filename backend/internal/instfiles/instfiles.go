@@ -1,14 +1,17 @@
 // Package instfiles holds what every backend needs to keep an instance's
-// files and name its containers the same way: instance id checks, container
-// names, and removing an instance's directory.
+// files and name its containers the same way: instance spec and id checks,
+// container names, and removing an instance's directory.
 package instfiles
 
 import (
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/sagehost/sagehost"
 )
@@ -20,6 +23,27 @@ var (
 
 // ValidID reports whether id can name an instance's directory and labels.
 func ValidID(id string) bool { return validID.MatchString(id) }
+
+// CheckSpec checks what every backend requires of an instance spec before
+// it starts anything: a valid id, at least one container, and environment
+// variables that can be handed to a process (a name that is not empty and
+// has no '=' or NUL, a value without NUL).
+func CheckSpec(spec sagehost.InstanceSpec) error {
+	if !ValidID(spec.ID) {
+		return fmt.Errorf("invalid instance id %q", spec.ID)
+	}
+	if len(spec.Containers) == 0 {
+		return errors.New("no containers")
+	}
+	for i, c := range spec.Containers {
+		for k, v := range c.Environment {
+			if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+				return fmt.Errorf("container %d: invalid environment variable %q", i+1, k)
+			}
+		}
+	}
+	return nil
+}
 
 // ContainerNames names the containers of an instance, each name distinct:
 // the ContainerHostname, "primary" for a lone container without one, or

@@ -47,3 +47,26 @@ func TestValidID(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckSpec(t *testing.T) {
+	ok := sagehost.InstanceSpec{ID: "i-1", Containers: []sagehost.ContainerSpec{
+		{Environment: map[string]string{"A": "b=c"}}, {Environment: map[string]string{"B": ""}}}}
+	if err := CheckSpec(ok); err != nil {
+		t.Errorf("a good spec: %v", err)
+	}
+	for name, mutate := range map[string]func(*sagehost.InstanceSpec){
+		"bad id":         func(s *sagehost.InstanceSpec) { s.ID = "../x" },
+		"no containers":  func(s *sagehost.InstanceSpec) { s.Containers = nil },
+		"empty env name": func(s *sagehost.InstanceSpec) { s.Containers[1].Environment = map[string]string{"": "1"} },
+		"= in env name":  func(s *sagehost.InstanceSpec) { s.Containers[1].Environment = map[string]string{"A=B": "1"} },
+		"NUL in name":    func(s *sagehost.InstanceSpec) { s.Containers[1].Environment = map[string]string{"A\x00": "1"} },
+		"NUL in value":   func(s *sagehost.InstanceSpec) { s.Containers[1].Environment = map[string]string{"A": "1\x002"} },
+	} {
+		s := ok
+		s.Containers = append([]sagehost.ContainerSpec(nil), ok.Containers...)
+		mutate(&s)
+		if err := CheckSpec(s); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
