@@ -171,15 +171,11 @@ func componentVariants(d *sagehost.Deployment) (names []string, types map[string
 	return names, types
 }
 
-// resolveHost finds the endpoint and the variant a new component goes on:
-// the serving deployment's (the pending one's while the endpoint is being
-// created) variants without ModelName; variant may be empty when there is
-// exactly one.
-func (s *Service) resolveHost(ctx context.Context, c sagehost.Caller, endpoint, variant string) (*componentHost, error) {
-	rec, st, err := s.getEndpoint(ctx, c, endpoint)
-	if err != nil {
-		return nil, err
-	}
+// resolveHost finds the variant of an endpoint (rec, with its state st) a
+// new component goes on: the serving deployment's (the pending one's while
+// the endpoint is being created) variants without ModelName; variant may be
+// empty when there is exactly one.
+func resolveHost(rec *sagehost.Record, st *sagehost.EndpointState, variant string) (*componentHost, error) {
 	switch rec.Status {
 	case sagehost.StatusDeleting, sagehost.StatusFailed:
 		return nil, validation("Cannot create an inference component on endpoint %q because it is in %s state.", rec.ARN, rec.Status)
@@ -411,12 +407,13 @@ func (s *Service) CreateInferenceComponent(ctx context.Context, c sagehost.Calle
 	if in.Specification != nil {
 		adapterBase = in.Specification.BaseInferenceComponentName
 	}
+	endpoint, endpointState, err := s.getEndpoint(ctx, c, in.EndpointName)
+	if err != nil {
+		return nil, err
+	}
 	var baseState *sagehost.InferenceComponentState
 	variant := in.VariantName
 	if adapterBase != "" {
-		if _, _, err := s.getEndpoint(ctx, c, in.EndpointName); err != nil {
-			return nil, err
-		}
 		baseRec, st, err := s.checkBase(ctx, c, adapterBase, in.EndpointName)
 		if err != nil {
 			return nil, err
@@ -426,7 +423,7 @@ func (s *Service) CreateInferenceComponent(ctx context.Context, c sagehost.Calle
 		}
 		variant, baseState = st.VariantName, st
 	}
-	h, err := s.resolveHost(ctx, c, in.EndpointName, variant)
+	h, err := resolveHost(endpoint, endpointState, variant)
 	if err != nil {
 		return nil, err
 	}
