@@ -32,7 +32,12 @@ type ListInput struct {
 // page filters, sorts and paginates records. defaultMax is the operation's
 // default page size.
 func page(recs []*sagehost.Record, in *ListInput, defaultMax int) ([]*sagehost.Record, string, error) {
-	var kept []*sagehost.Record
+	// keyed is a kept record with its sort key, computed once.
+	type keyed struct {
+		r   *sagehost.Record
+		key string
+	}
+	var kept []keyed
 	for _, r := range recs {
 		if in.NameContains != "" && !strings.Contains(strings.ToLower(r.Name), strings.ToLower(in.NameContains)) {
 			continue
@@ -52,26 +57,14 @@ func page(recs []*sagehost.Record, in *ListInput, defaultMax int) ([]*sagehost.R
 		if in.StatusEquals != "" && r.Status != in.StatusEquals {
 			continue
 		}
-		kept = append(kept, r)
-	}
-	key := func(r *sagehost.Record) string {
-		var k string
-		switch in.SortBy {
-		case "Name":
-			k = strings.ToLower(r.Name)
-		case "Status":
-			k = r.Status
-		default: // CreationTime
-			k = fmt.Sprintf("%020d", r.CreationTime.UnixNano())
-		}
-		return k + "\x00" + strings.ToLower(r.Name)
+		kept = append(kept, keyed{r, sortKey(r, in.SortBy)})
 	}
 	desc := in.SortOrder != "Ascending"
 	sort.SliceStable(kept, func(i, j int) bool {
 		if desc {
-			return key(kept[i]) > key(kept[j])
+			return kept[i].key > kept[j].key
 		}
-		return key(kept[i]) < key(kept[j])
+		return kept[i].key < kept[j].key
 	})
 	start := 0
 	if in.NextToken != "" {
@@ -81,9 +74,9 @@ func page(recs []*sagehost.Record, in *ListInput, defaultMax int) ([]*sagehost.R
 		}
 		start = sort.Search(len(kept), func(i int) bool {
 			if desc {
-				return key(kept[i]) < after
+				return kept[i].key < after
 			}
-			return key(kept[i]) > after
+			return kept[i].key > after
 		})
 	}
 	max := defaultMax
@@ -93,11 +86,30 @@ func page(recs []*sagehost.Record, in *ListInput, defaultMax int) ([]*sagehost.R
 	end := start + max
 	next := ""
 	if end < len(kept) {
-		next = encodeToken(key(kept[end-1]))
+		next = encodeToken(kept[end-1].key)
 	} else {
 		end = len(kept)
 	}
-	return kept[start:end], next, nil
+	out := make([]*sagehost.Record, 0, end-start)
+	for _, k := range kept[start:end] {
+		out = append(out, k.r)
+	}
+	return out, next, nil
+}
+
+// sortKey is a record's key for ordering a list by sortBy (Name, Status or
+// else CreationTime), names breaking ties; page tokens carry it.
+func sortKey(r *sagehost.Record, sortBy string) string {
+	var k string
+	switch sortBy {
+	case "Name":
+		k = strings.ToLower(r.Name)
+	case "Status":
+		k = r.Status
+	default: // CreationTime
+		k = fmt.Sprintf("%020d", r.CreationTime.UnixNano())
+	}
+	return k + "\x00" + strings.ToLower(r.Name)
 }
 
 type pageToken struct {
