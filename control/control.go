@@ -72,11 +72,6 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func timePtr(t time.Time) *Time {
-	v := Time(t)
-	return &v
-}
-
 func validation(format string, args ...any) error {
 	return sagehost.Errorf(sagehost.CodeValidationException, format, args...)
 }
