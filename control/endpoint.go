@@ -61,11 +61,7 @@ func (s *Service) newDeployment(ctx context.Context, c sagehost.Caller, configNa
 	for _, v := range spec.ProductionVariants {
 		if v.ModelName != "" {
 			if _, ok := d.Models[v.ModelName]; !ok {
-				rec, err := s.getModel(ctx, c, v.ModelName)
-				if err != nil {
-					return nil, err
-				}
-				m, err := decodeModel(rec)
+				_, m, err := s.loadModel(ctx, c, v.ModelName)
 				if err != nil {
 					return nil, err
 				}

@@ -292,11 +292,7 @@ func (s *Service) checkSpec(ctx context.Context, c sagehost.Caller, spec *sageho
 		if _, ok := models[sp.ModelName]; ok {
 			continue
 		}
-		rec, err := s.getModel(ctx, c, sp.ModelName)
-		if err != nil {
-			return nil, "", err
-		}
-		m, err := decodeModel(rec)
+		rec, m, err := s.loadModel(ctx, c, sp.ModelName)
 		if err != nil {
 			return nil, "", err
 		}

@@ -162,6 +162,20 @@ func (s *Service) ListModels(ctx context.Context, c sagehost.Caller, in *ListInp
 	return out, nil
 }
 
+// loadModel reads and decodes a model, failing as getModel does when it is
+// missing.
+func (s *Service) loadModel(ctx context.Context, c sagehost.Caller, name string) (*sagehost.Record, *sagehost.ModelSpec, error) {
+	rec, err := s.getModel(ctx, c, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := decodeModel(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rec, m, nil
+}
+
 func decodeModel(rec *sagehost.Record) (*sagehost.ModelSpec, error) {
 	var m sagehost.ModelSpec
 	if err := json.Unmarshal(rec.Doc, &m); err != nil {
