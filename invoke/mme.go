@@ -87,6 +87,20 @@ func (ms *modelSet) changed() {
 	ms.gauge.Set(float64(n))
 }
 
+// drop removes m from the set, if it is still the set's model of its name
+// (not one loaded again under that name since), and takes a loaded model's
+// size off the budget; ms.mu is held.
+func (ms *modelSet) drop(m *loadedModel) {
+	if ms.byName[m.name] != m {
+		return
+	}
+	delete(ms.byName, m.name)
+	if m.loaded {
+		ms.used -= m.size
+	}
+	ms.changed()
+}
+
 // LoadedModels returns how many models are loaded in the instance.
 func (in *Instance) LoadedModels() int {
 	if in.models == nil {
@@ -258,11 +272,11 @@ func (r *Router) unuse(in *Instance, m *loadedModel) {
 func (r *Router) release(in *Instance, m *loadedModel, mm *MultiModel, c *Container) {
 	in.models.mu.Lock()
 	m.users--
-	unload := mm.CacheDisabled && m.users == 0 && m.loaded
+	// A model another call forgot (its container lost it) may have been
+	// loaded again under the same name meanwhile: that one stays.
+	unload := mm.CacheDisabled && m.users == 0 && m.loaded && in.models.byName[m.name] == m
 	if unload {
-		delete(in.models.byName, m.name)
-		in.models.used -= m.size
-		in.models.changed()
+		in.models.drop(m)
 	}
 	in.models.mu.Unlock()
 	if unload {
@@ -275,13 +289,7 @@ func (r *Router) forget(in *Instance, m *loadedModel) {
 	in.models.mu.Lock()
 	defer in.models.mu.Unlock()
 	m.users--
-	if in.models.byName[m.name] == m {
-		delete(in.models.byName, m.name)
-		if m.loaded {
-			in.models.used -= m.size
-		}
-		in.models.changed()
-	}
+	in.models.drop(m)
 }
 
 // load fetches a model's archive and loads it into the instance's
@@ -298,9 +306,7 @@ func (r *Router) load(t *Table, v *Variant, in *Instance, m *loadedModel) {
 	fail := func(err error) {
 		in.models.mu.Lock()
 		m.err = err
-		if in.models.byName[m.name] == m {
-			delete(in.models.byName, m.name) // the next call tries again
-		}
+		in.models.drop(m) // the next call tries again
 		in.models.mu.Unlock()
 		close(m.ready)
 	}
@@ -405,9 +411,7 @@ func (r *Router) evictOne(ctx context.Context, v *Variant, in *Instance, c *Cont
 		}
 	}
 	if victim != nil {
-		delete(in.models.byName, victim.name)
-		in.models.used -= victim.size
-		in.models.changed()
+		in.models.drop(victim)
 	}
 	in.models.mu.Unlock()
 	if victim == nil {
