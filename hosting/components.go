@@ -322,13 +322,17 @@ func batchSize(raw json.RawMessage, desired int) int {
 	return max(desired, 1)
 }
 
+// componentStartupTimeout is how long a copy has to pass /ping: the
+// StartupParameters of the specification for its host's instance type,
+// else the default.
 func (c *controller) componentStartupTimeout(st *sagehost.InferenceComponentState, cp *instance) time.Duration {
-	if dep := componentDeployment(st, cp.Deployment); dep != nil {
-		for _, sp := range dep.Spec.List() {
-			if sp.StartupParameters != nil && sp.StartupParameters.ContainerStartupHealthCheckTimeoutInSeconds > 0 {
-				return time.Duration(sp.StartupParameters.ContainerStartupHealthCheckTimeoutInSeconds) * time.Second
-			}
-		}
+	dep := componentDeployment(st, cp.Deployment)
+	h := c.hostByID(cp.host)
+	if dep == nil || h == nil {
+		return c.m.cfg.StartupTimeout
+	}
+	if sp := dep.Spec.ForInstanceType(h.InstanceType); sp != nil && sp.StartupParameters != nil && sp.StartupParameters.ContainerStartupHealthCheckTimeoutInSeconds > 0 {
+		return time.Duration(sp.StartupParameters.ContainerStartupHealthCheckTimeoutInSeconds) * time.Second
 	}
 	return c.m.cfg.StartupTimeout
 }
