@@ -122,7 +122,7 @@ func (b *Backend) exitStatus(inst *instance, cs containerState) sagehost.ExitSta
 	if info.State.OOMKilled {
 		b.log.Warn("container killed for exceeding its instance type's memory", "instance", inst.st.ID,
 			"container", cs.Name, "instance_type", inst.st.InstanceType)
-		appendLine(cs.LogPath, fmt.Sprintf("sagehost: container %s was killed: out of memory (the memory of instance type %s)", cs.Name, inst.st.InstanceType))
+		instfiles.AppendLine(cs.LogPath, fmt.Sprintf("sagehost: container %s was killed: out of memory (the memory of instance type %s)", cs.Name, inst.st.InstanceType))
 		es.Signal = syscall.SIGKILL.String()
 	}
 	return es

@@ -14,6 +14,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/sagehost/sagehost/backend/internal/instfiles"
 )
 
 // followLogs streams a container's stdout and stderr from the engine into
@@ -131,12 +133,9 @@ type streamBuf struct {
 }
 
 func openLogWriter(logPath, posPath string) (*logWriter, error) {
-	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
-		return nil, fmt.Errorf("log directory: %w", err)
-	}
-	out, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	out, err := instfiles.OpenLog(logPath)
 	if err != nil {
-		return nil, fmt.Errorf("log file: %w", err)
+		return nil, err
 	}
 	lw := &logWriter{out: out, bufs: map[*streamBuf]bool{}}
 	if err := os.MkdirAll(filepath.Dir(posPath), 0o700); err == nil {
@@ -284,17 +283,4 @@ func (lw *logWriter) close() {
 	if lw.posf != nil {
 		lw.posf.Close()
 	}
-}
-
-// appendLine appends one line to a log file, best effort.
-func appendLine(path, line string) {
-	if path == "" {
-		return
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	f.WriteString(line + "\n")
 }

@@ -420,18 +420,9 @@ func (e *engineError) Unwrap() error { return e.err }
 // every container of spec, where the endpoint's FailureReason is looked for.
 func appendLogs(spec sagehost.InstanceSpec, err error) {
 	for _, c := range spec.Containers {
-		if c.LogPath == "" {
-			continue
+		if c.LogPath != "" {
+			instfiles.AppendLine(c.LogPath, "sagehost: "+err.Error())
 		}
-		if os.MkdirAll(filepath.Dir(c.LogPath), 0o755) != nil {
-			continue
-		}
-		f, ferr := os.OpenFile(c.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if ferr != nil {
-			continue
-		}
-		fmt.Fprintf(f, "sagehost: %v\n", err)
-		f.Close()
 	}
 }
 

@@ -281,7 +281,11 @@ func (b *Backend) Start(ctx context.Context, spec sagehost.InstanceSpec) (*sageh
 	}
 	for i, c := range spec.Containers {
 		if err := checkImage(c.Image); err != nil {
-			return nil, fmt.Errorf("process backend: instance %s container %d: %w", spec.ID, i+1, err)
+			err = fmt.Errorf("process backend: instance %s container %d: %w", spec.ID, i+1, err)
+			if c.LogPath != "" {
+				instfiles.AppendLine(c.LogPath, "sagehost: "+err.Error())
+			}
+			return nil, err
 		}
 	}
 	dir := filepath.Join(b.cfg.StateDir, spec.ID)
@@ -394,12 +398,9 @@ func startProcess(c sagehost.ContainerSpec, cs *containerState, gpus []string) (
 		return nil, err
 	}
 	env := environ(c, cs.WorkDir, cs.ModelDir, cs.Port, gpus)
-	if err := os.MkdirAll(filepath.Dir(cs.LogPath), 0o755); err != nil {
-		return nil, fmt.Errorf("log directory: %w", err)
-	}
-	logf, err := os.OpenFile(cs.LogPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	logf, err := instfiles.OpenLog(cs.LogPath)
 	if err != nil {
-		return nil, fmt.Errorf("log file: %w", err)
+		return nil, err
 	}
 	defer logf.Close() // the child has its own copy
 

@@ -241,6 +241,9 @@ func TestBadImages(t *testing.T) {
 			if log, _ := os.ReadFile(sp.Containers[0].LogPath); !strings.Contains(string(log), "sagehost: cannot run image") {
 				t.Errorf("log of an image that cannot run = %q", log)
 			}
+		} else if log, _ := os.ReadFile(sp.Containers[0].LogPath); !strings.Contains(string(log), "sagehost: ") ||
+			!strings.Contains(string(log), image) {
+			t.Errorf("log of image %s = %q, want the reason", image, log)
 		}
 	}
 	// A two-container instance whose second image cannot run leaves the

@@ -1,6 +1,7 @@
 // Package instfiles holds what every backend needs to keep an instance's
 // files and name its containers the same way: instance spec and id checks,
-// container names, and removing an instance's directory.
+// container names, opening and appending to container logs, and removing an
+// instance's directory.
 package instfiles
 
 import (

@@ -70,3 +70,22 @@ func TestCheckSpec(t *testing.T) {
 		}
 	}
 }
+
+func TestAppendLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "logs", "a", "primary.log")
+	if err := AppendLine(path, "one"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenLog(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("two\n")
+	f.Close()
+	if err := AppendLine(path, "three"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "one\ntwo\nthree\n" {
+		t.Errorf("log = %q", got)
+	}
+}
