@@ -133,19 +133,21 @@ func (s *DB) Create(ctx context.Context, rec *sagehost.Record, tags []sagehost.T
 		return fmt.Errorf("create %s %s: %w", rec.Kind, rec.Name, err)
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM resources WHERE kind = ? AND account = ? AND region = ? AND name_key = ?`,
-		string(rec.Kind), rec.Account, rec.Region, nameKey(rec.Name)).Scan(&n); err != nil {
-		return fmt.Errorf("create %s %s: %w", rec.Kind, rec.Name, err)
-	}
-	if n > 0 {
-		return sagehost.ErrAlreadyExists
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO resources (kind, account, region, name_key, name, arn, creation_time, last_modified_time, status, doc)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	// The primary key is (kind, account, region, name_key), name_key the
+	// lower-cased name: a row already there under it, in any case, is the
+	// same resource.
+	res, err := tx.ExecContext(ctx, `INSERT INTO resources (kind, account, region, name_key, name, arn, creation_time, last_modified_time, status, doc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (kind, account, region, name_key) DO NOTHING`,
 		string(rec.Kind), rec.Account, rec.Region, nameKey(rec.Name), rec.Name, rec.ARN,
-		rec.CreationTime.UnixNano(), rec.LastModifiedTime.UnixNano(), rec.Status, []byte(rec.Doc)); err != nil {
+		rec.CreationTime.UnixNano(), rec.LastModifiedTime.UnixNano(), rec.Status, []byte(rec.Doc))
+	if err != nil {
 		return fmt.Errorf("create %s %s: %w", rec.Kind, rec.Name, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("create %s %s: %w", rec.Kind, rec.Name, err)
+	} else if n == 0 {
+		return sagehost.ErrAlreadyExists
 	}
 	// A resource created under an ARN that an earlier, deleted resource of
 	// the same name used starts without that resource's tags.
@@ -243,15 +245,15 @@ func (s *DB) Delete(ctx context.Context, kind sagehost.Kind, account, region, na
 		return fmt.Errorf("delete %s %s: %w", kind, name, err)
 	}
 	defer tx.Rollback()
-	r, err := getRecord(ctx, tx, kind, account, region, name)
-	if err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM resources WHERE kind = ? AND account = ? AND region = ? AND name_key = ?`,
-		string(kind), account, region, nameKey(name)); err != nil {
+	var arn string
+	err = tx.QueryRowContext(ctx, `DELETE FROM resources WHERE kind = ? AND account = ? AND region = ? AND name_key = ? RETURNING arn`,
+		string(kind), account, region, nameKey(name)).Scan(&arn)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sagehost.ErrNotFound
+	} else if err != nil {
 		return fmt.Errorf("delete %s %s: %w", kind, name, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE arn = ?`, r.ARN); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM tags WHERE arn = ?`, arn); err != nil {
 		return fmt.Errorf("delete %s %s: tags: %w", kind, name, err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -171,3 +171,33 @@ func TestDeleteRemovesTagsAndRecreateStartsClean(t *testing.T) {
 		t.Fatalf("ListAll %v %v", all, err)
 	}
 }
+
+// TestCreateDuplicateChangesNothing: a Create refused as a duplicate leaves
+// the existing record and its tags as they were.
+func TestCreateDuplicateChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, filepath.Join(t.TempDir(), "state.db"))
+	r := rec("m")
+	if err := db.Create(ctx, r, []sagehost.Tag{{Key: "a", Value: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	dup := rec("m")
+	dup.Doc = []byte(`{"x":2}`)
+	if err := db.Create(ctx, dup, []sagehost.Tag{{Key: "b", Value: "2"}}); !errors.Is(err, sagehost.ErrAlreadyExists) {
+		t.Fatalf("duplicate: got %v, want ErrAlreadyExists", err)
+	}
+	got, err := db.Get(ctx, sagehost.KindModel, r.Account, r.Region, "m")
+	if err != nil || string(got.Doc) != `{"x":1}` {
+		t.Fatalf("after duplicate: %+v %v", got, err)
+	}
+	if tags, err := db.ListTags(ctx, r.ARN); err != nil || len(tags) != 1 || tags[0] != (sagehost.Tag{Key: "a", Value: "1"}) {
+		t.Fatalf("tags after duplicate: %v %v", tags, err)
+	}
+	// Deleting another name leaves this one.
+	if err := db.Delete(ctx, sagehost.KindModel, r.Account, r.Region, "n"); !errors.Is(err, sagehost.ErrNotFound) {
+		t.Fatalf("delete of a missing name: %v", err)
+	}
+	if _, err := db.Get(ctx, sagehost.KindModel, r.Account, r.Region, "m"); err != nil {
+		t.Fatal(err)
+	}
+}
