@@ -86,7 +86,7 @@ func List(root string, key sagehost.EndpointKey) ([]Stream, error) {
 // Tail returns up to the last n non-empty lines of a file, joined by " | "
 // and cut to at most max bytes, or "" when the file is missing or empty.
 func Tail(path string, n, max int) string {
-	lines := lastLines(path, n)
+	lines, _ := lastLines(path, n)
 	out := strings.Join(lines, " | ")
 	if len(out) > max {
 		out = "..." + out[len(out)-max:]
@@ -94,16 +94,20 @@ func Tail(path string, n, max int) string {
 	return out
 }
 
-// lastLines returns up to the last n non-empty lines of a file.
-func lastLines(path string, n int) []string {
+// lastLines returns up to the last n non-empty lines of a file, and the
+// offset where its read ended (what follows is new).
+func lastLines(path string, n int) ([]string, int64) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil
+		return nil, 0
 	}
 	defer f.Close()
 	const window = 64 << 10
+	var start int64
 	if st, err := f.Stat(); err == nil && st.Size() > window {
-		f.Seek(st.Size()-window, io.SeekStart)
+		if start, err = f.Seek(st.Size()-window, io.SeekStart); err != nil {
+			start = 0
+		}
 	}
 	b, _ := io.ReadAll(io.LimitReader(f, window))
 	var lines []string
@@ -115,7 +119,7 @@ func lastLines(path string, n int) []string {
 	if n >= 0 && len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
-	return lines
+	return lines, start + int64(len(b))
 }
 
 // Options selects and shapes what Write writes.
@@ -148,10 +152,13 @@ func Write(ctx context.Context, w io.Writer, flush func(), root string, key sage
 			}
 			off, seen := offsets[s.Path]
 			if !seen && first && opt.Tail >= 0 {
-				for _, l := range lastLines(s.Path, opt.Tail) {
+				// Follow on from where the tail's read ended, so that no
+				// line appended meanwhile is skipped.
+				var lines []string
+				lines, off = lastLines(s.Path, opt.Tail)
+				for _, l := range lines {
 					fmt.Fprintf(w, "%s %s\n", s.Name, l)
 				}
-				off = size(s.Path)
 			} else {
 				off, err = copyFrom(w, s, off)
 				if err != nil {
@@ -173,14 +180,6 @@ func Write(ctx context.Context, w io.Writer, flush func(), root string, key sage
 		case <-time.After(opt.Poll):
 		}
 	}
-}
-
-func size(path string) int64 {
-	st, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return st.Size()
 }
 
 // copyFrom writes the complete lines of a stream after offset and returns
