@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,32 +24,13 @@ type instance struct {
 	st     *state
 	ctx    context.Context // ends when the instance is destroyed or the backend closed
 	cancel context.CancelFunc
-
-	exited chan struct{} // closed when the first container exits
-	exit   sagehost.ExitStatus
-	once   sync.Once
-	left   atomic.Int32  // containers still running
-	all    chan struct{} // closed when every container has exited
-
-	logs sync.WaitGroup // log followers
+	exits  *instfiles.ExitLatch
+	logs   sync.WaitGroup // log followers
 }
 
 func newInstance(parent context.Context, st *state) *instance {
 	ctx, cancel := context.WithCancel(parent)
-	inst := &instance{st: st, ctx: ctx, cancel: cancel, exited: make(chan struct{}), all: make(chan struct{})}
-	inst.left.Store(int32(len(st.Containers)))
-	return inst
-}
-
-// containerExited records that a container has exited with es.
-func (inst *instance) containerExited(es sagehost.ExitStatus) {
-	inst.once.Do(func() {
-		inst.exit = es
-		close(inst.exited)
-	})
-	if inst.left.Add(-1) == 0 {
-		close(inst.all)
-	}
+	return &instance{st: st, ctx: ctx, cancel: cancel, exits: instfiles.NewExitLatch(len(st.Containers))}
 }
 
 // watch starts a waiter and a log follower for every container.
@@ -83,18 +63,18 @@ func (b *Backend) waitContainer(inst *instance, cs containerState) {
 			es := b.exitStatus(inst, cs)
 			b.log.Info("container exited", "instance", inst.st.ID, "container", cs.Name,
 				"code", es.ExitCode, "signal", es.Signal)
-			inst.containerExited(es)
+			inst.exits.Exited(es)
 			return
 		case err = <-errc:
 		}
 		if inst.ctx.Err() != nil {
 			// Destroyed, or the backend closed: no one is waiting anymore,
 			// but release any waiter left.
-			inst.containerExited(sagehost.ExitStatus{ExitCode: -1, Err: fmt.Errorf("container %s: no longer watched: %w", cs.Name, inst.ctx.Err())})
+			inst.exits.Exited(sagehost.ExitStatus{ExitCode: -1, Err: fmt.Errorf("container %s: no longer watched: %w", cs.Name, inst.ctx.Err())})
 			return
 		}
 		if client.IsErrNotFound(err) {
-			inst.containerExited(sagehost.ExitStatus{ExitCode: -1,
+			inst.exits.Exited(sagehost.ExitStatus{ExitCode: -1,
 				Err: fmt.Errorf("container %s (%s) was removed behind sagehost's back", cs.Name, shortID(cs.ContainerID))})
 			return
 		}
@@ -316,12 +296,7 @@ func (b *Backend) Wait(ctx context.Context, id string) (sagehost.ExitStatus, err
 	if err != nil {
 		return sagehost.ExitStatus{}, err
 	}
-	select {
-	case <-inst.exited:
-		return inst.exit, nil
-	case <-ctx.Done():
-		return sagehost.ExitStatus{}, ctx.Err()
-	}
+	return inst.exits.Wait(ctx)
 }
 
 // Stop stops every container of the instance through the engine (the
@@ -356,7 +331,7 @@ func (b *Backend) Stop(ctx context.Context, id string, timeout time.Duration) er
 		b.log.Warn("stopping an instance", "instance", id, "err", err)
 	}
 	select {
-	case <-inst.all:
+	case <-inst.exits.All():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -394,7 +369,7 @@ func (b *Backend) Destroy(ctx context.Context, id string) error {
 	}
 	if inst != nil {
 		select {
-		case <-inst.all:
+		case <-inst.exits.All():
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(30 * time.Second):

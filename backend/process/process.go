@@ -61,7 +61,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -147,13 +146,9 @@ func (b *Backend) Name() string { return Name }
 
 // instance is a tracked instance.
 type instance struct {
-	st     *state
-	procs  []*proc
-	exited chan struct{} // closed when the first container exits
-	exit   sagehost.ExitStatus
-	once   sync.Once
-	left   atomic.Int32  // containers still running
-	all    chan struct{} // closed when every container has exited
+	st    *state
+	procs []*proc
+	exits *instfiles.ExitLatch
 }
 
 // proc is one container process.
@@ -166,21 +161,13 @@ type proc struct {
 }
 
 func newInstance(st *state, procs []*proc) *instance {
-	inst := &instance{st: st, procs: procs, exited: make(chan struct{}), all: make(chan struct{})}
-	inst.left.Store(int32(len(procs)))
-	return inst
+	return &instance{st: st, procs: procs, exits: instfiles.NewExitLatch(len(procs))}
 }
 
 // containerExited records that p has exited with es.
 func (inst *instance) containerExited(p *proc, es sagehost.ExitStatus) {
 	close(p.done)
-	inst.once.Do(func() {
-		inst.exit = es
-		close(inst.exited)
-	})
-	if inst.left.Add(-1) == 0 {
-		close(inst.all)
-	}
+	inst.exits.Exited(es)
 }
 
 // signal sends sig to the process group of every container still running.
@@ -598,12 +585,7 @@ func (b *Backend) Wait(ctx context.Context, id string) (sagehost.ExitStatus, err
 	if err != nil {
 		return sagehost.ExitStatus{}, err
 	}
-	select {
-	case <-inst.exited:
-		return inst.exit, nil
-	case <-ctx.Done():
-		return sagehost.ExitStatus{}, ctx.Err()
-	}
+	return inst.exits.Wait(ctx)
 }
 
 // Stop sends SIGTERM to the process group of each container, SIGKILL to
@@ -618,7 +600,7 @@ func (b *Backend) Stop(ctx context.Context, id string, timeout time.Duration) er
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
-	case <-inst.all:
+	case <-inst.exits.All():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -627,7 +609,7 @@ func (b *Backend) Stop(ctx context.Context, id string, timeout time.Duration) er
 	b.log.Info("instance did not stop in time, killing it", "instance", id, "timeout", timeout)
 	inst.signal(syscall.SIGKILL)
 	select {
-	case <-inst.all:
+	case <-inst.exits.All():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -647,7 +629,7 @@ func (b *Backend) Destroy(ctx context.Context, id string) error {
 	if inst != nil {
 		inst.signal(syscall.SIGKILL)
 		select {
-		case <-inst.all:
+		case <-inst.exits.All():
 		case <-ctx.Done():
 			return ctx.Err()
 		}

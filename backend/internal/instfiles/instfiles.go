@@ -1,7 +1,7 @@
-// Package instfiles holds what every backend needs to keep an instance's
-// files and name its containers the same way: instance spec and id checks,
-// container names, opening and appending to container logs, and removing an
-// instance's directory.
+// Package instfiles holds what every backend does the same way for an
+// instance: instance spec and id checks, container names, opening and
+// appending to container logs, tracking how its containers exit
+// (ExitLatch), and removing an instance's directory.
 package instfiles
 
 import (

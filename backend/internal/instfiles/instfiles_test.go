@@ -1,6 +1,7 @@
 package instfiles
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -87,5 +88,26 @@ func TestAppendLine(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(path); string(got) != "one\ntwo\nthree\n" {
 		t.Errorf("log = %q", got)
+	}
+}
+
+func TestExitLatch(t *testing.T) {
+	l := NewExitLatch(2)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := l.Wait(ctx); err != context.Canceled {
+		t.Errorf("Wait before any exit, ctx canceled: %v", err)
+	}
+	l.Exited(sagehost.ExitStatus{ExitCode: 3})
+	select {
+	case <-l.All():
+		t.Fatal("All closed with a container still running")
+	default:
+	}
+	l.Exited(sagehost.ExitStatus{ExitCode: 137, Signal: "killed"})
+	<-l.All()
+	// The first exit is the instance's.
+	if es, err := l.Wait(context.Background()); err != nil || es.ExitCode != 3 {
+		t.Errorf("Wait = %+v, %v; want code 3", es, err)
 	}
 }
