@@ -101,17 +101,17 @@ func NewRouter(modelTimeout time.Duration, logger *slog.Logger) *Router {
 
 // Publish installs (or replaces) an endpoint's routing table.
 func (r *Router) Publish(t *Table) {
-	r.tables.update(func(m map[string]*Table) { m[tableKey(t.Key.Account, t.Key.Region, t.Key.Name)] = t })
+	r.tables.update(func(m map[sagehost.EndpointKey]*Table) { m[t.Key] = t })
 }
 
 // Remove drops an endpoint's routing table.
 func (r *Router) Remove(key sagehost.EndpointKey) {
-	r.tables.update(func(m map[string]*Table) { delete(m, tableKey(key.Account, key.Region, key.Name)) })
+	r.tables.update(func(m map[sagehost.EndpointKey]*Table) { delete(m, key) })
 }
 
 // Lookup returns an endpoint's current table, or nil.
 func (r *Router) Lookup(key sagehost.EndpointKey) *Table {
-	return r.tables.get(key.Account, key.Region, key.Name)
+	return r.tables.get(key)
 }
 
 // Close releases idle connections.
@@ -124,7 +124,7 @@ func validationError(format string, args ...any) *sagehost.Error {
 // route resolves the table, variant and candidate instances of a call.
 func (r *Router) route(req *Request) (*Table, *Variant, error) {
 	c := req.Caller
-	t := r.tables.get(c.Account, c.Region, req.EndpointName)
+	t := r.tables.get(sagehost.EndpointKey{Account: c.Account, Region: c.Region, Name: req.EndpointName})
 	if t == nil {
 		return nil, nil, validationError("Endpoint %s of account %s not found.", req.EndpointName, c.Account)
 	}

@@ -138,28 +138,24 @@ func (t *Table) invocable() bool {
 	return t.Status == sagehost.StatusInService || t.Status == sagehost.StatusUpdating
 }
 
-// tables is a copy-on-write map of routing tables keyed by tableKey.
+// tables is a copy-on-write map of routing tables.
 type tables struct {
 	mu sync.Mutex // serialises writers
-	m  atomic.Pointer[map[string]*Table]
+	m  atomic.Pointer[map[sagehost.EndpointKey]*Table]
 }
 
-func tableKey(account, region, name string) string {
-	return account + "\x00" + region + "\x00" + name
-}
-
-func (ts *tables) get(account, region, name string) *Table {
+func (ts *tables) get(key sagehost.EndpointKey) *Table {
 	m := ts.m.Load()
 	if m == nil {
 		return nil
 	}
-	return (*m)[tableKey(account, region, name)]
+	return (*m)[key]
 }
 
-func (ts *tables) update(fn func(m map[string]*Table)) {
+func (ts *tables) update(fn func(m map[sagehost.EndpointKey]*Table)) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	next := map[string]*Table{}
+	next := map[sagehost.EndpointKey]*Table{}
 	if cur := ts.m.Load(); cur != nil {
 		for k, v := range *cur {
 			next[k] = v
