@@ -64,27 +64,21 @@ type rowBatch struct {
 
 func (b *rowBatch) numRows() int { return len(b.off) - 1 }
 
-func (b *rowBatch) row(r, nf int, scratch []float32) []float32 {
+func (b *rowBatch) fill(r int, scratch []float32) {
 	lo, hi := b.off[r], b.off[r+1]
 	if b.idx == nil {
-		if hi-lo == nf {
-			return b.vals[lo:hi]
-		}
 		copy(scratch, b.vals[lo:hi])
-		return scratch
+		return
 	}
 	for j := lo; j < hi; j++ {
 		scratch[b.idx[j]] = b.vals[j]
 	}
-	return scratch
 }
 
-func (b *rowBatch) reset(r, nf int, scratch []float32) {
+func (b *rowBatch) reset(r int, scratch []float32) {
 	lo, hi := b.off[r], b.off[r+1]
 	if b.idx == nil {
-		if hi-lo != nf {
-			fillNaN(scratch[:hi-lo])
-		}
+		fillNaN(scratch[:hi-lo])
 		return
 	}
 	for j := lo; j < hi; j++ {

@@ -16,8 +16,9 @@ func dense(t testing.TB, src rowSource, width int) [][]float32 {
 	fillNaN(scratch)
 	var out [][]float32
 	for r := 0; r < src.numRows(); r++ {
-		out = append(out, append([]float32(nil), src.row(r, width, scratch)...))
-		src.reset(r, width, scratch)
+		src.fill(r, scratch)
+		out = append(out, append([]float32(nil), scratch...))
+		src.reset(r, scratch)
 		for i, v := range scratch {
 			if v == v {
 				t.Fatalf("row %d: scratch[%d] = %v after reset", r, i, v)

@@ -80,30 +80,20 @@ const parallelMinRows = 512
 // rowSource is a batch of rows in some layout.
 type rowSource interface {
 	numRows() int
-	// row returns row r as nf values (NaN for missing): a view of the
-	// source when it holds the row at full width, else scratch (nf values,
-	// all NaN on entry) filled in.
-	row(r, nf int, scratch []float32) []float32
-	// reset makes scratch all NaN again after row(r) filled it.
-	reset(r, nf int, scratch []float32)
+	// fill writes row r's values into scratch (NumFeature values, all NaN
+	// on entry), leaving the features the row lacks NaN.
+	fill(r int, scratch []float32)
+	// reset makes scratch all NaN again after fill(r, scratch).
+	reset(r int, scratch []float32)
 }
 
 func (x Matrix) numRows() int { return x.Rows }
 
-func (x Matrix) row(r, nf int, scratch []float32) []float32 {
-	v := x.Values[r*x.Cols : (r+1)*x.Cols]
-	if x.Cols == nf {
-		return v
-	}
-	copy(scratch, v)
-	return scratch
+func (x Matrix) fill(r int, scratch []float32) {
+	copy(scratch, x.Values[r*x.Cols:(r+1)*x.Cols])
 }
 
-func (x Matrix) reset(r, nf int, scratch []float32) {
-	if x.Cols != nf {
-		fillNaN(scratch[:x.Cols])
-	}
-}
+func (x Matrix) reset(r int, scratch []float32) { fillNaN(scratch[:x.Cols]) }
 
 func fillNaN(v []float32) {
 	for i := range v {
@@ -171,13 +161,11 @@ func (m *Model) predictRange(x rowSource, out []float32, r0, r1, ntrees int) {
 	}
 	bs := min(max(blockCells/nf, 1), 64)
 	var scratch []float32
-	var copied []bool
 	full, direct := x.(Matrix)
 	direct = direct && full.Cols == nf
 	if !direct {
 		scratch = make([]float32, bs*nf)
 		fillNaN(scratch)
-		copied = make([]bool, bs)
 	}
 	for b0 := r0; b0 < r1; b0 += bs {
 		b1 := min(b0+bs, r1)
@@ -186,12 +174,7 @@ func (m *Model) predictRange(x rowSource, out []float32, r0, r1, ntrees int) {
 			vals = full.Values[b0*nf : b1*nf]
 		} else {
 			for i := range b1 - b0 {
-				dst := scratch[i*nf : (i+1)*nf]
-				row := x.row(b0+i, nf, dst)
-				copied[i] = &row[0] != &dst[0]
-				if copied[i] {
-					copy(dst, row)
-				}
+				x.fill(b0+i, scratch[i*nf:(i+1)*nf])
 			}
 			vals = scratch[:(b1-b0)*nf]
 		}
@@ -204,12 +187,7 @@ func (m *Model) predictRange(x rowSource, out []float32, r0, r1, ntrees int) {
 		}
 		if !direct {
 			for i := range b1 - b0 {
-				dst := scratch[i*nf : (i+1)*nf]
-				if copied[i] {
-					fillNaN(dst)
-				} else {
-					x.reset(b0+i, nf, dst)
-				}
+				x.reset(b0+i, scratch[i*nf:(i+1)*nf])
 			}
 		}
 	}
