@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,6 +100,22 @@ func Run(t *testing.T, h Harness) {
 
 type suite struct {
 	h Harness
+}
+
+var stateDirs sync.Map // *testing.T -> state directory
+
+// StateDir returns a state directory for t: a new temporary directory the
+// first time, the same one when called again in the same test, so that a
+// second backend over it plays a restart of sagehost.
+func StateDir(t *testing.T) string {
+	t.Helper()
+	if dir, ok := stateDirs.Load(t); ok {
+		return dir.(string)
+	}
+	dir := t.TempDir()
+	stateDirs.Store(t, dir)
+	t.Cleanup(func() { stateDirs.Delete(t) })
+	return dir
 }
 
 // NewID returns a fresh instance id like "i-0a1b2c3d4e5f60718".
@@ -178,8 +195,9 @@ func (s *suite) start(t *testing.T, b sagehost.Backend, spec sagehost.InstanceSp
 
 var client = &http.Client{Timeout: 30 * time.Second}
 
-// waitPing polls GET /ping on addr until it answers 200.
-func waitPing(t *testing.T, addr, logPath string) {
+// WaitPing polls GET /ping on addr until it answers 200, failing t when it
+// has not after a minute; the failure shows the log at logPath, if not "".
+func WaitPing(t *testing.T, addr, logPath string) {
 	t.Helper()
 	deadline := time.Now().Add(startDeadline)
 	var last string
@@ -195,6 +213,9 @@ func waitPing(t *testing.T, addr, logPath string) {
 			last = err.Error()
 		}
 		if time.Now().After(deadline) {
+			if logPath == "" {
+				t.Fatalf("%s never answered /ping with 200 (last: %s)", addr, last)
+			}
 			t.Fatalf("%s never answered /ping with 200 (last: %s); log:\n%s", addr, last, readLog(logPath))
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -224,8 +245,9 @@ func invoke(t *testing.T, addr, contentType, body string, hdr map[string]string)
 	return resp, b
 }
 
-// report invokes the model and decodes its report.
-func report(t *testing.T, addr string) testmodel.Report {
+// Report invokes the test model on addr and decodes its report, failing t
+// unless it answers 200.
+func Report(t *testing.T, addr string) testmodel.Report {
 	t.Helper()
 	resp, body := invoke(t, addr, "application/json", `{"x":1}`, nil)
 	if resp.StatusCode != http.StatusOK {
@@ -323,7 +345,7 @@ func (s *suite) testStartPingInvoke(t *testing.T) {
 	spec := s.spec(t, "alpha", map[string]string{"TESTMODEL_COLOR": "blue"})
 	spec.Containers[0].ModelDir = modelDir
 	h := s.start(t, b, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 
 	resp, body := invoke(t, h.Addrs[0], "text/csv", "1,2,3", map[string]string{
 		"Accept":                         "application/json",
@@ -376,8 +398,8 @@ func (s *suite) testLogs(t *testing.T) {
 	b := s.h.New(t)
 	spec := s.spec(t, "logger", nil)
 	h := s.start(t, b, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
-	report(t, h.Addrs[0])
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	Report(t, h.Addrs[0])
 	waitLog(t, spec.Containers[0].LogPath, `"logger" listening`, "POST /invocations 200")
 }
 
@@ -385,7 +407,7 @@ func (s *suite) testStopGraceful(t *testing.T) {
 	b := s.h.New(t)
 	spec := s.spec(t, "stopper", nil)
 	h := s.start(t, b, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 
 	// Several waiters are all released.
 	ctx, cancel := context.WithTimeout(context.Background(), exitDeadline)
@@ -425,7 +447,7 @@ func (s *suite) testStopKillsAfterTimeout(t *testing.T) {
 	b := s.h.New(t)
 	spec := s.spec(t, "stubborn", map[string]string{testmodel.EnvIgnoreSIGTERM: "1"})
 	h := s.start(t, b, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 	ctx, cancel := context.WithTimeout(context.Background(), exitDeadline)
 	defer cancel()
 	if err := b.Stop(ctx, h.ID, 200*time.Millisecond); err != nil {
@@ -441,7 +463,7 @@ func (s *suite) testDestroy(t *testing.T) {
 	b := s.h.New(t)
 	spec := s.spec(t, "doomed", nil)
 	h := s.start(t, b, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 	ctx, cancel := context.WithTimeout(context.Background(), exitDeadline)
 	defer cancel()
 	waited := make(chan error, 1)
@@ -506,7 +528,7 @@ func (s *suite) testBadImage(t *testing.T) {
 	// The id can be used again.
 	spec.Containers[0].Image = s.h.Image
 	h = s.start(t, b, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 }
 
 func (s *suite) testTwoInstances(t *testing.T) {
@@ -516,12 +538,12 @@ func (s *suite) testTwoInstances(t *testing.T) {
 	if h1.Addrs[0] == h2.Addrs[0] {
 		t.Fatalf("both instances got %s", h1.Addrs[0])
 	}
-	waitPing(t, h1.Addrs[0], s1.Containers[0].LogPath)
-	waitPing(t, h2.Addrs[0], s2.Containers[0].LogPath)
-	if r := report(t, h1.Addrs[0]); r.Name != "one" {
+	WaitPing(t, h1.Addrs[0], s1.Containers[0].LogPath)
+	WaitPing(t, h2.Addrs[0], s2.Containers[0].LogPath)
+	if r := Report(t, h1.Addrs[0]); r.Name != "one" {
 		t.Errorf("%s answered as %q, want one", h1.Addrs[0], r.Name)
 	}
-	if r := report(t, h2.Addrs[0]); r.Name != "two" {
+	if r := Report(t, h2.Addrs[0]); r.Name != "two" {
 		t.Errorf("%s answered as %q, want two", h2.Addrs[0], r.Name)
 	}
 	// Starting an id twice fails.
@@ -545,8 +567,8 @@ func (s *suite) testMultiContainer(t *testing.T) {
 		t.Fatalf("both containers got %s", h.Addrs[0])
 	}
 	for i, name := range []string{"first", "second"} {
-		waitPing(t, h.Addrs[i], spec.Containers[i].LogPath)
-		if r := report(t, h.Addrs[i]); r.Name != name {
+		WaitPing(t, h.Addrs[i], spec.Containers[i].LogPath)
+		if r := Report(t, h.Addrs[i]); r.Name != name {
 			t.Errorf("container %d answered as %q, want %s", i, r.Name, name)
 		}
 	}
@@ -579,7 +601,7 @@ func (s *suite) testWaitContext(t *testing.T) {
 	b := s.h.New(t)
 	spec := s.spec(t, "patient", nil)
 	h := s.start(t, b, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if es, err := b.Wait(ctx, h.ID); !errors.Is(err, context.DeadlineExceeded) {
@@ -591,7 +613,7 @@ func (s *suite) testCrash(t *testing.T) {
 	b := s.h.New(t)
 	spec := s.spec(t, "crasher", nil)
 	h := s.start(t, b, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 	crash(t, h.Addrs[0])
 	if es := waitExit(t, b, h.ID); es.ExitCode != testmodel.CrashExitCode {
 		t.Errorf("exit = %+v, want code %d", es, testmodel.CrashExitCode)
@@ -606,7 +628,7 @@ func (s *suite) testKill9(t *testing.T) {
 	b := s.h.New(t)
 	spec := s.spec(t, "victim", nil)
 	h := s.start(t, b, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 	s.h.Kill(t, h)
 	if es := waitExit(t, b, h.ID); !isKilled(es) {
 		t.Errorf("exit = %+v, want killed", es)
@@ -617,7 +639,7 @@ func (s *suite) testRestartRecover(t *testing.T) {
 	b1 := s.h.New(t)
 	spec := s.spec(t, "survivor", nil)
 	h := s.start(t, b1, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 
 	b2 := s.h.New(t) // sagehost restarted
 	ctx, cancel := context.WithTimeout(context.Background(), exitDeadline)
@@ -635,7 +657,7 @@ func (s *suite) testRestartRecover(t *testing.T) {
 	if err := b2.Recover(ctx, found); err != nil {
 		t.Fatalf("second Recover (a no-op): %v", err)
 	}
-	if r := report(t, found.Addrs[0]); r.Name != "survivor" {
+	if r := Report(t, found.Addrs[0]); r.Name != "survivor" {
 		t.Errorf("adopted instance answered as %q", r.Name)
 	}
 
@@ -666,7 +688,7 @@ func (s *suite) testRecoverKilled(t *testing.T) {
 	b1 := s.h.New(t)
 	spec := s.spec(t, "lost", nil)
 	h := s.start(t, b1, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 	if s.h.Kill != nil {
 		s.h.Kill(t, h)
 	} else {
@@ -697,7 +719,7 @@ func (s *suite) testDestroyUntracked(t *testing.T) {
 	b1 := s.h.New(t)
 	spec := s.spec(t, "orphan", nil)
 	h := s.start(t, b1, spec)
-	waitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
+	WaitPing(t, h.Addrs[0], spec.Containers[0].LogPath)
 
 	b2 := s.h.New(t) // a restarted sagehost reaps what it does not want
 	ctx, cancel := context.WithTimeout(context.Background(), exitDeadline)

@@ -2,9 +2,7 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -81,37 +79,6 @@ func destroyAll(t *testing.T, id string) {
 	}
 }
 
-func waitPing(t *testing.T, addr string) {
-	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		resp, err := http.Get("http://" + addr + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered /ping", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func report(t *testing.T, addr string) testmodel.Report {
-	t.Helper()
-	resp, err := http.Post("http://"+addr+"/invocations", "text/plain", strings.NewReader("hi"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var rep testmodel.Report
-	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
-		t.Fatal(err)
-	}
-	return rep
-}
-
 func containerID(t *testing.T, h *sagehost.InstanceHandle, i int) string {
 	t.Helper()
 	st, err := decodeState(h.State)
@@ -159,8 +126,8 @@ func TestModelDirReadOnly(t *testing.T) {
 	sp := spec(t, "reader", nil)
 	sp.Containers[0].ModelDir = modelDir
 	h := start(t, b, sp)
-	waitPing(t, h.Addrs[0])
-	rep := report(t, h.Addrs[0])
+	backendtest.WaitPing(t, h.Addrs[0], sp.Containers[0].LogPath)
+	rep := backendtest.Report(t, h.Addrs[0])
 	if rep.Env["SM_MODEL_DIR"] != "/opt/ml/model" || rep.ModelFileContents["weights.bin"] != "w1" {
 		t.Errorf("model sees SM_MODEL_DIR %q and files %v", rep.Env["SM_MODEL_DIR"], rep.ModelFileContents)
 	}
@@ -256,7 +223,7 @@ func TestLabelsAndListFilter(t *testing.T) {
 	if err := other.Destroy(context.Background(), sp.ID); !errors.Is(err, sagehost.ErrInstanceNotFound) {
 		t.Errorf("another sagehost's Destroy: %v, want ErrInstanceNotFound", err)
 	}
-	waitPing(t, h.Addrs[0])
+	backendtest.WaitPing(t, h.Addrs[0], sp.Containers[0].LogPath)
 
 	// Reserved labels are refused.
 	bad := spec(t, "reserved", nil)
@@ -310,14 +277,14 @@ func TestRestartAdoptionAndLogs(t *testing.T) {
 	sp := spec(t, "phoenix", nil)
 	logPath := sp.Containers[0].LogPath
 	h := start(t, b1, sp)
-	waitPing(t, h.Addrs[0])
-	report(t, h.Addrs[0])
+	backendtest.WaitPing(t, h.Addrs[0], logPath)
+	backendtest.Report(t, h.Addrs[0])
 	waitLogCount(t, logPath, `"phoenix" listening`, 1)
 	waitLogCount(t, logPath, "POST /invocations 200", 1)
 	if err := b1.Close(); err != nil { // sagehost crashed
 		t.Fatalf("Close: %v", err)
 	}
-	report(t, h.Addrs[0]) // logged while no sagehost runs
+	backendtest.Report(t, h.Addrs[0]) // logged while no sagehost runs
 
 	b2 := newBackend(t)
 	hs, err := b2.List(context.Background())
@@ -327,7 +294,7 @@ func TestRestartAdoptionAndLogs(t *testing.T) {
 	if err := b2.Recover(context.Background(), hs[0]); err != nil {
 		t.Fatalf("Recover: %v", err)
 	}
-	if r := report(t, hs[0].Addrs[0]); r.Name != "phoenix" {
+	if r := backendtest.Report(t, hs[0].Addrs[0]); r.Name != "phoenix" {
 		t.Errorf("adopted instance answered as %q", r.Name)
 	}
 	// Every line once: the ones before the restart are not repeated, the
@@ -341,7 +308,7 @@ func TestRestartAdoptionAndLogs(t *testing.T) {
 	if err := b3.Recover(context.Background(), hs[0]); err != nil {
 		t.Fatalf("second Recover: %v", err)
 	}
-	report(t, hs[0].Addrs[0])
+	backendtest.Report(t, hs[0].Addrs[0])
 	waitLogCount(t, logPath, "POST /invocations 200", 4)
 	if err := b3.Stop(context.Background(), sp.ID, 10*time.Second); err != nil {
 		t.Fatalf("Stop: %v", err)
@@ -426,8 +393,8 @@ func TestMultiContainerPortsAndHostnames(t *testing.T) {
 		{"first", "8080", "23000-23999"},
 		{"second", "8090", "24000-24999"},
 	} {
-		waitPing(t, h.Addrs[i])
-		r := report(t, h.Addrs[i])
+		backendtest.WaitPing(t, h.Addrs[i], sp.Containers[i].LogPath)
+		r := backendtest.Report(t, h.Addrs[i])
 		if r.Name != want.name || r.Hostname != want.name || r.Env["SAGEMAKER_BIND_TO_PORT"] != want.port ||
 			r.Env["SAGEMAKER_SAFE_PORT_RANGE"] != want.safe {
 			t.Errorf("container %d: name %q hostname %q env %v; want %+v", i, r.Name, r.Hostname, r.Env, want)
@@ -451,7 +418,7 @@ func TestGPUAssignment(t *testing.T) {
 		t.Fatalf("Start with GPU 0 (needs the NVIDIA Container Toolkit, and its CDI spec for Podman): %v", err)
 	}
 	t.Cleanup(func() { destroyAll(t, sp.ID) })
-	waitPing(t, h.Addrs[0])
+	backendtest.WaitPing(t, h.Addrs[0], sp.Containers[0].LogPath)
 	out, code := execIn(t, testClient(t), containerID(t, h, 0), "/probe", "ls", "/dev")
 	if code != 0 || !strings.Contains(out, "nvidia0") {
 		t.Errorf("/dev in the container (exit %d): %s; want nvidia0", code, out)

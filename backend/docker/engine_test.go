@@ -70,20 +70,12 @@ func setUpEngine() string {
 	return ""
 }
 
-var stateDirs sync.Map // *testing.T -> state directory
-
 // newBackend returns a docker backend for t; called again in the same test
 // it returns a new backend over the same state directory (a restart of
 // sagehost). Each is closed when the test ends.
 func newBackend(t *testing.T) *Backend {
 	t.Helper()
-	dir, ok := stateDirs.Load(t)
-	if !ok {
-		dir = t.TempDir()
-		stateDirs.Store(t, dir)
-		t.Cleanup(func() { stateDirs.Delete(t) })
-	}
-	return newBackendAt(t, dir.(string))
+	return newBackendAt(t, backendtest.StateDir(t))
 }
 
 func newBackendAt(t *testing.T, stateDir string) *Backend {

@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,19 +36,11 @@ func testImage(t *testing.T) string {
 	return exe
 }
 
-var stateDirs sync.Map // *testing.T -> state directory
-
 // newBackend returns a backend; called again in the same test it returns a
 // new backend over the same state directory (a restart of sagehost).
 func newBackend(t *testing.T, cfg Config) *Backend {
 	t.Helper()
-	dir, ok := stateDirs.Load(t)
-	if !ok {
-		dir = t.TempDir()
-		stateDirs.Store(t, dir)
-		t.Cleanup(func() { stateDirs.Delete(t) })
-	}
-	cfg.StateDir = dir.(string)
+	cfg.StateDir = backendtest.StateDir(t)
 	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -110,37 +101,6 @@ func start(t *testing.T, b *Backend, sp sagehost.InstanceSpec) *sagehost.Instanc
 	return h
 }
 
-func waitPing(t *testing.T, addr string) {
-	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		resp, err := http.Get("http://" + addr + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered /ping", addr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func report(t *testing.T, addr string) testmodel.Report {
-	t.Helper()
-	resp, err := http.Post("http://"+addr+"/invocations", "text/plain", strings.NewReader("hi"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var rep testmodel.Report
-	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
-		t.Fatal(err)
-	}
-	return rep
-}
-
 // eventually polls cond until it holds.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -156,8 +116,8 @@ func TestEnvironmentFromScratch(t *testing.T) {
 	b := newBackend(t, Config{})
 	sp := spec(t, "env", map[string]string{"SAGEMAKER_BIND_TO_PORT": "1", "SM_MODEL_DIR": "/mine"})
 	h := start(t, b, sp)
-	waitPing(t, h.Addrs[0])
-	rep := report(t, h.Addrs[0])
+	backendtest.WaitPing(t, h.Addrs[0], sp.Containers[0].LogPath)
+	rep := backendtest.Report(t, h.Addrs[0])
 
 	want := []string{"CUDA_VISIBLE_DEVICES", "HOME", "LANG", "NVIDIA_VISIBLE_DEVICES", "PATH", "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_SAFE_PORT_RANGE",
 		"SM_MODEL_DIR", "TESTMODEL_AS_TEST_BINARY", "TESTMODEL_NAME", "TMPDIR"}
@@ -305,7 +265,7 @@ func TestInvalidEnvSecondContainer(t *testing.T) {
 func TestRecoverPIDReused(t *testing.T) {
 	b1 := newBackend(t, Config{})
 	h := start(t, b1, spec(t, "reused", nil))
-	waitPing(t, h.Addrs[0])
+	backendtest.WaitPing(t, h.Addrs[0], "")
 
 	st := decode(t, h)
 	st.Containers[0].StartTime++
@@ -315,7 +275,7 @@ func TestRecoverPIDReused(t *testing.T) {
 	if err := b2.Recover(context.Background(), &forged); !errors.Is(err, sagehost.ErrInstanceNotFound) {
 		t.Fatalf("Recover with a reused pid: %v, want ErrInstanceNotFound", err)
 	}
-	if r := report(t, h.Addrs[0]); r.Name != "reused" {
+	if r := backendtest.Report(t, h.Addrs[0]); r.Name != "reused" {
 		t.Errorf("the process was disturbed: %+v", r)
 	}
 }
@@ -333,7 +293,7 @@ func TestRecoverKillsTheRest(t *testing.T) {
 	if st.Containers[0].Name != "container-1" || st.Containers[1].Name != "second" {
 		t.Errorf("container names = %s, %s", st.Containers[0].Name, st.Containers[1].Name)
 	}
-	waitPing(t, h.Addrs[0])
+	backendtest.WaitPing(t, h.Addrs[0], sp.Containers[0].LogPath)
 	syscall.Kill(st.Containers[1].PID, syscall.SIGKILL)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -356,7 +316,7 @@ func TestProcessGroupDiesWithContainer(t *testing.T) {
 	sp := spec(t, "group", map[string]string{"MODEL_BINARY": testImage(t)})
 	sp.Containers[0].Image = script
 	h := start(t, b, sp)
-	waitPing(t, h.Addrs[0])
+	backendtest.WaitPing(t, h.Addrs[0], sp.Containers[0].LogPath)
 	raw, err := os.ReadFile(filepath.Join(b.cfg.StateDir, sp.ID, "primary", "work", "sleep.pid"))
 	if err != nil {
 		t.Fatal(err)
@@ -384,7 +344,7 @@ func TestProcessGroupDiesWithContainer(t *testing.T) {
 func TestAdoptedExitStatus(t *testing.T) {
 	b1 := newBackend(t, Config{})
 	h := start(t, b1, spec(t, "adoptee", nil))
-	waitPing(t, h.Addrs[0])
+	backendtest.WaitPing(t, h.Addrs[0], "")
 	b2 := newBackend(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -485,14 +445,14 @@ func TestGPUsAreTheInstancesOwn(t *testing.T) {
 	sp := spec(t, "gpu", nil)
 	sp.GPUs = []string{"1", "3"}
 	h := start(t, b, sp)
-	waitPing(t, h.Addrs[0])
-	if env := report(t, h.Addrs[0]).Env; env["CUDA_VISIBLE_DEVICES"] != "1,3" || env["NVIDIA_VISIBLE_DEVICES"] != "1,3" {
+	backendtest.WaitPing(t, h.Addrs[0], sp.Containers[0].LogPath)
+	if env := backendtest.Report(t, h.Addrs[0]).Env; env["CUDA_VISIBLE_DEVICES"] != "1,3" || env["NVIDIA_VISIBLE_DEVICES"] != "1,3" {
 		t.Fatalf("GPU instance environment: %v", env)
 	}
 	// An instance without GPUs sees none.
 	cpu := start(t, b, spec(t, "cpu", nil))
-	waitPing(t, cpu.Addrs[0])
-	if env := report(t, cpu.Addrs[0]).Env; env["CUDA_VISIBLE_DEVICES"] != "" || env["NVIDIA_VISIBLE_DEVICES"] != "void" {
+	backendtest.WaitPing(t, cpu.Addrs[0], "")
+	if env := backendtest.Report(t, cpu.Addrs[0]).Env; env["CUDA_VISIBLE_DEVICES"] != "" || env["NVIDIA_VISIBLE_DEVICES"] != "void" {
 		t.Fatalf("CPU instance environment: %v", env)
 	}
 }
