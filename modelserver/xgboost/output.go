@@ -2,6 +2,7 @@ package xgboost
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -166,82 +167,99 @@ type selected struct {
 	isList bool
 }
 
+// selectPlan is what a request's selectable inference output keys ask of
+// a model's objective, worked out once per request: the keys each row's
+// output holds, in the container's order, and where each asked key's value
+// lies among them.
+type selectPlan struct {
+	obj *objective
+	// keys are the output's keys: the asked keys the objective supports,
+	// in keyOrder, then the others (NaN), once each, as first asked.
+	keys []string
+	// supported counts the supported keys at the start of keys.
+	supported int
+	// asked[j] is the index in keys of the j-th asked key (the CSV
+	// columns).
+	asked []int
+}
+
+func newSelectPlan(obj *objective, keys []string) *selectPlan {
+	p := &selectPlan{obj: obj}
+	for _, k := range keyOrder {
+		if slices.Contains(keys, k) && slices.Contains(obj.selectable, k) {
+			p.keys = append(p.keys, k)
+		}
+	}
+	p.supported = len(p.keys)
+	for _, k := range keys {
+		if !slices.Contains(obj.selectable, k) && !slices.Contains(p.keys[p.supported:], k) {
+			p.keys = append(p.keys, k)
+		}
+	}
+	for _, k := range keys {
+		p.asked = append(p.asked, slices.Index(p.keys, k))
+	}
+	return p
+}
+
 // selectPredictions builds the container's selectable inference output for
 // one row (the transformed prediction): the keys the objective supports,
-// computed as the container computes them, and NaN for the others.
-func selectPredictions(obj *objective, numClass int, row []float32, keys []string) []selected {
-	valid := map[string]bool{}
-	for _, k := range obj.selectable {
-		valid[k] = true
-	}
-	var out []selected
-	add := func(s selected) { out = append(out, s) }
-	asked := map[string]bool{}
-	for _, k := range keys {
-		asked[k] = true
-	}
-	name := obj.name
-	x := float64(row[0])
-	for _, k := range keyOrder {
-		if !asked[k] || !valid[k] {
-			continue
-		}
-		switch k {
-		case keyPredictedLabel:
-			switch name {
-			case "binary:hinge", "multi:softmax":
-				add(selected{key: k, num: x})
-			case "binary:logistic":
-				add(selected{key: k, isInt: true, num: b2f(x > 0.5)})
-			case "binary:logitraw":
-				add(selected{key: k, isInt: true, num: b2f(x > 0)})
-			case "multi:softprob":
-				add(selected{key: k, isInt: true, num: float64(argmax(row))})
-			}
-		case keyLabels:
-			switch {
-			case strings.HasPrefix(name, "binary:"):
-				add(selected{key: k, isInt: true, isList: true, list: []float64{0, 1}})
-			case numClass > 0:
-				l := make([]float64, numClass)
-				for i := range l {
-					l[i] = float64(i)
-				}
-				add(selected{key: k, isInt: true, isList: true, list: l})
-			default:
-				add(selected{key: k, num: math.NaN()})
-			}
-		case keyProbability:
-			if name == "multi:softprob" {
-				add(selected{key: k, num: float64(row[argmax(row)])})
-			} else {
-				add(selected{key: k, num: x})
-			}
-		case keyProbabilities, keyRawScores:
-			if name == "multi:softprob" {
-				add(selected{key: k, isList: true, list: widen(row)})
-			} else {
-				add(selected{key: k, isList: true, list: []float64{1 - x, x}})
-			}
-		case keyRawScore:
-			if name == "multi:softprob" {
-				add(selected{key: k, num: float64(row[argmax(row)])})
-			} else {
-				add(selected{key: k, num: x})
-			}
-		case keyPredictedScore:
-			add(selected{key: k, num: x})
-		}
-	}
-	// Keys the objective does not support come last, as NaN.
-	seen := map[string]bool{}
-	for _, k := range keys {
-		if !valid[k] && !seen[k] {
-			seen[k] = true
-			add(selected{key: k, num: math.NaN()})
+// computed as the container computes them, and NaN for the others; the
+// values are in the order of p.keys.
+func (p *selectPlan) selectPredictions(numClass int, row []float32) []selected {
+	out := make([]selected, len(p.keys))
+	for i, k := range p.keys {
+		if i < p.supported {
+			out[i] = selectValue(p.obj.name, numClass, row, k)
+		} else {
+			out[i] = selected{key: k, num: math.NaN()}
 		}
 	}
 	return out
+}
+
+// selectValue computes supported key k for one row of objective name.
+func selectValue(name string, numClass int, row []float32, k string) selected {
+	x := float64(row[0])
+	switch k {
+	case keyPredictedLabel:
+		switch name {
+		case "binary:hinge", "multi:softmax":
+			return selected{key: k, num: x}
+		case "binary:logistic":
+			return selected{key: k, isInt: true, num: b2f(x > 0.5)}
+		case "binary:logitraw":
+			return selected{key: k, isInt: true, num: b2f(x > 0)}
+		case "multi:softprob":
+			return selected{key: k, isInt: true, num: float64(argmax(row))}
+		}
+	case keyLabels:
+		switch {
+		case strings.HasPrefix(name, "binary:"):
+			return selected{key: k, isInt: true, isList: true, list: []float64{0, 1}}
+		case numClass > 0:
+			l := make([]float64, numClass)
+			for i := range l {
+				l[i] = float64(i)
+			}
+			return selected{key: k, isInt: true, isList: true, list: l}
+		}
+	case keyProbability, keyRawScore:
+		if name == "multi:softprob" {
+			return selected{key: k, num: float64(row[argmax(row)])}
+		}
+		return selected{key: k, num: x}
+	case keyProbabilities, keyRawScores:
+		if name == "multi:softprob" {
+			return selected{key: k, isList: true, list: widen(row)}
+		}
+		return selected{key: k, isList: true, list: []float64{1 - x, x}}
+	case keyPredictedScore:
+		return selected{key: k, num: x}
+	}
+	// labels of an objective without classes; predicted_label of no
+	// objective that supports it (objectives lists none).
+	return selected{key: k, num: math.NaN()}
 }
 
 func b2f(b bool) float64 {
@@ -296,7 +314,7 @@ func (s selected) appendValue(b []byte, json bool) []byte {
 // JSON {"predictions": [{...}]}, JSON Lines of the objects, or CSV with the
 // values in the order the keys were asked for and lists as quoted Python
 // lists.
-func encodeSelected(rows [][]selected, keys []string, accept string, batch bool) []byte {
+func (p *selectPlan) encodeSelected(rows [][]selected, accept string, batch bool) []byte {
 	var b []byte
 	object := func(b []byte, row []selected) []byte {
 		b = append(b, '{')
@@ -331,15 +349,11 @@ func encodeSelected(rows [][]selected, keys []string, accept string, batch bool)
 		if i > 0 {
 			b = append(b, '\n')
 		}
-		byKey := map[string]selected{}
-		for _, s := range row {
-			byKey[s.key] = s
-		}
-		for j, k := range keys {
+		for j, i := range p.asked {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			s := byKey[k]
+			s := row[i]
 			if s.isList {
 				b = append(b, '"')
 				b = s.appendValue(b, false)

@@ -177,63 +177,48 @@ func (h *handler) predict(w http.ResponseWriter, r *http.Request, m *Model) {
 	}
 
 	ct := contentType(r.Header.Get("Content-Type"))
-	var rows rowSource
-	var width int
-	switch ct {
-	case mimeCSV:
-		x, err := parseCSV(body)
-		if err != nil {
-			fail(w, http.StatusUnsupportedMediaType, err.Error())
-			return
-		}
-		rows, width = x, x.Cols
-	case mimeLibSVM, mimeXLibSVM, mimeJSON, mimeJSONLines, mimeRecordIO:
-		parse := map[string]func([]byte) (*rowBatch, error){
-			mimeLibSVM: parseLibSVM, mimeXLibSVM: parseLibSVM, mimeJSON: parseJSON,
-			mimeJSONLines: parseJSONLines, mimeRecordIO: parseRecordIO,
-		}[ct]
-		b, err := parse(body)
-		if err != nil {
-			fail(w, http.StatusUnsupportedMediaType, err.Error())
-			return
-		}
-		rows, width = b, b.width
-	default:
+	format, ok := requestFormats[ct]
+	if !ok {
 		fail(w, http.StatusUnsupportedMediaType, fmt.Sprintf(
 			"Content type %s is not supported. Supported content types: text/csv, text/libsvm, text/x-libsvm, "+
 				"application/json, application/jsonlines, application/x-recordio-protobuf.", orNone(r.Header.Get("Content-Type"))))
+		return
+	}
+	rows, width, err := format.parse(body)
+	if err != nil {
+		fail(w, http.StatusUnsupportedMediaType, err.Error())
 		return
 	}
 	if rec, ok := w.(*httprec.Recorder); ok {
 		rec.Rows = rows.numRows()
 	}
 	if width > m.numFeature {
-		format := strings.TrimPrefix(strings.TrimPrefix(strings.TrimPrefix(ct, "text/"), "application/"), "x-")
 		fail(w, http.StatusBadRequest, fmt.Sprintf(
 			"Unable to evaluate payload provided: Feature size of %s inference data %d is larger than feature size of trained model %d.",
-			format, width, m.numFeature))
+			format.name, width, m.numFeature))
 		return
 	}
-	pred := m.predict(rows, PredictOptions{})
-
 	accept, ok := h.accept(r.Header.Values("Accept"))
 	if !ok {
 		fail(w, http.StatusNotAcceptable, fmt.Sprintf(
 			"Accept type %s is not supported. Please use supported accept types: %s.", strings.Join(r.Header.Values("Accept"), ", "), acceptList))
 		return
 	}
+	if h.cfg.InferenceOutput != nil && m.obj.selectable == nil {
+		fail(w, http.StatusInternalServerError, fmt.Sprintf(
+			"Objective `%s` unsupported for selectable inference predictions.", m.obj.name))
+		return
+	}
+	pred := m.predict(rows, PredictOptions{})
+
 	var out []byte
 	if h.cfg.InferenceOutput != nil {
-		if m.obj.selectable == nil {
-			fail(w, http.StatusInternalServerError, fmt.Sprintf(
-				"Objective `%s` unsupported for selectable inference predictions.", m.obj.name))
-			return
-		}
+		plan := newSelectPlan(m.obj, h.cfg.InferenceOutput)
 		sel := make([][]selected, pred.Rows)
 		for i := range sel {
-			sel[i] = selectPredictions(m.obj, m.numClass, pred.Row(i), h.cfg.InferenceOutput)
+			sel[i] = plan.selectPredictions(m.numClass, pred.Row(i))
 		}
-		out = encodeSelected(sel, h.cfg.InferenceOutput, accept, h.cfg.Batch)
+		out = plan.encodeSelected(sel, accept, h.cfg.Batch)
 	} else {
 		out = encodePredictions(pred, accept, h.cfg.Batch)
 	}
@@ -251,6 +236,39 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// requestFormat reads one request content type.
+type requestFormat struct {
+	// name is the format in the container's feature-size error.
+	name string
+	// parse reads a body into rows as wide as width features.
+	parse func(body []byte) (rows rowSource, width int, err error)
+}
+
+// requestFormats are the request content types the server reads (after
+// contentType).
+var requestFormats = map[string]requestFormat{
+	mimeCSV: {"csv", func(body []byte) (rowSource, int, error) {
+		x, err := parseCSV(body)
+		return x, x.Cols, err
+	}},
+	mimeLibSVM:    {"libsvm", batchParser(parseLibSVM)},
+	mimeXLibSVM:   {"libsvm", batchParser(parseLibSVM)},
+	mimeJSON:      {"json", batchParser(parseJSON)},
+	mimeJSONLines: {"jsonlines", batchParser(parseJSONLines)},
+	mimeRecordIO:  {"recordio-protobuf", batchParser(parseRecordIO)},
+}
+
+// batchParser adapts a parser of rowBatches to requestFormat.parse.
+func batchParser(parse func([]byte) (*rowBatch, error)) func([]byte) (rowSource, int, error) {
+	return func(body []byte) (rowSource, int, error) {
+		b, err := parse(body)
+		if err != nil {
+			return nil, 0, err
+		}
+		return b, b.width, nil
+	}
 }
 
 // contentType reduces a Content-Type to its lower-case media type; the

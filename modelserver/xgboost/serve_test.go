@@ -333,6 +333,29 @@ func TestServeSelectableInferenceOutput(t *testing.T) {
 	}
 }
 
+func TestServeErrorPrecedence(t *testing.T) {
+	// A request wrong in several ways gets the error of the check the
+	// container makes first: body, content type, feature count, Accept,
+	// then selectable output.
+	poisson := goldenModel(t, "count_poisson") // 6 features, no selectable output
+	h := NewHandlerWithConfig(poisson, Config{InferenceOutput: []string{"predicted_score"}})
+	for _, c := range []struct {
+		ct, accept, body string
+		status           int
+	}{
+		{"image/png", "text/html", "1,2,3,4,5,6,7", 415},
+		{"text/csv", "text/html", "1,2,x", 415},
+		{"text/csv", "text/html", "1,2,3,4,5,6,7", 400},
+		{"text/csv", "text/html", "1,2,3,4,5,6", 406},
+		{"text/csv", "text/csv", "1,2,3,4,5,6", 500},
+		{"text/csv", "text/html", "", 204},
+	} {
+		if r := do(t, h, "POST", "/invocations", c.ct, c.accept, []byte(c.body)); r.status != c.status {
+			t.Errorf("%s %q accept %s: status %d, want %d (%s)", c.ct, c.body, c.accept, r.status, c.status, r.body)
+		}
+	}
+}
+
 func TestServeBigBatch(t *testing.T) {
 	m := goldenModel(t, "trees100")
 	const rows = 30000
