@@ -813,12 +813,12 @@ func (c *controller) watch(ctx context.Context, inst *instance) {
 		}
 	}
 	for i, addr := range inst.handle.Addrs {
-		ct := invoke.Container{Name: "primary", Addr: addr, LogStream: inst.Variant + "/" + inst.ID}
+		name, stream := "primary", inst.Variant+"/"+inst.ID
 		if model != nil && len(model.ContainerList()) > 1 {
-			ct.Name = containerName(*model, i)
-			ct.LogStream += "/" + ct.Name
+			name = containerName(*model, i)
+			stream += "/" + name
 		}
-		route.Containers = append(route.Containers, ct)
+		route.Containers = append(route.Containers, invoke.NewContainer(name, addr, stream))
 	}
 	if model != nil && len(model.ContainerList()) > 0 && isMultiModel(model.ContainerList()[0]) {
 		route.EnableMultiModel(c.m.cfg.Metrics.LoadedModels(c.key, inst.Variant, inst.ID))

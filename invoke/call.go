@@ -8,19 +8,23 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/sagehost/sagehost"
 )
 
-// send makes one HTTP call to a container: only the headers the API
-// defines reach it. The caller closes the answer's body.
-func (r *Router) send(ctx context.Context, c *Container, path string, body []byte, contentType, accept string, req *Request, targetModel string) (*http.Response, error) {
-	out, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.Addr+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("build container request: %w", err)
+// send makes one HTTP call to a container, to u (nil: its /invocations):
+// only the headers the API defines reach it. The caller closes the
+// answer's body.
+func (r *Router) send(ctx context.Context, c *Container, u *url.URL, body []byte, contentType, accept string, req *Request, targetModel string) (*http.Response, error) {
+	if u == nil {
+		if u = c.invocations; u == nil {
+			u = containerURL(c.Addr, "/invocations")
+		}
 	}
+	out := newPost(ctx, u, body)
 	h := out.Header
 	h["User-Agent"] = nil
 	if contentType != "" {
@@ -41,6 +45,21 @@ func (r *Router) send(ctx context.Context, c *Container, path string, body []byt
 	return r.transport.RoundTrip(out)
 }
 
+// newPost returns a POST of body to u, as http.NewRequestWithContext
+// makes it (the body can be sent again on a fresh connection), without
+// building and parsing the URL.
+func newPost(ctx context.Context, u *url.URL, body []byte) *http.Request {
+	out := &http.Request{Method: http.MethodPost, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header), Host: u.Host}
+	if len(body) == 0 {
+		out.Body, out.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
+	} else {
+		out.ContentLength = int64(len(body))
+		out.Body = io.NopCloser(bytes.NewReader(body))
+		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	}
+	return out.WithContext(ctx)
+}
+
 // relay turns a container's answer into the client's: a non-2xx status is
 // a ModelError; a 2xx answer is relayed with its content type and custom
 // attributes, never more than the payload limit.
@@ -59,7 +78,7 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 	if ca, ok := resp.Header[HeaderCustomAttributes]; ok {
 		wh[HeaderCustomAttributes] = ca
 	}
-	wh[HeaderInvokedVariant] = []string{v.Name}
+	wh[HeaderInvokedVariant] = v.invoked
 	if resp.ContentLength >= 0 {
 		if resp.ContentLength > MaxPayloadBytes {
 			res.err = r.oversizeError(t, in, c, resp.StatusCode)
@@ -192,7 +211,7 @@ func (r *Router) forwardPipeline(w http.ResponseWriter, ctx context.Context, t *
 		if i == last {
 			accept = req.Accept
 		}
-		resp, err := r.send(ctx, c, "/invocations", body, contentType, accept, req, "")
+		resp, err := r.send(ctx, c, nil, body, contentType, accept, req, "")
 		if err != nil {
 			err = r.transportError(ctx, t, in, c, err)
 			if i > 0 {

@@ -48,7 +48,7 @@ func (r *Router) explain(w http.ResponseWriter, ctx context.Context, t *Table, v
 	wh := w.Header()
 	wh["Content-Type"] = []string{clarify.ContentType}
 	wh["Content-Length"] = []string{strconv.Itoa(len(result.Body))}
-	wh[HeaderInvokedVariant] = []string{v.Name}
+	wh[HeaderInvokedVariant] = v.invoked
 	w.WriteHeader(http.StatusOK)
 	w.Write(result.Body)
 	if req.captured != nil {
@@ -63,7 +63,7 @@ func (r *Router) predictor(t *Table, in *Instance) clarify.Predictor {
 	return func(ctx context.Context, body []byte, contentType, accept string) ([]byte, string, error) {
 		in.inflight.Add(1)
 		defer in.inflight.Add(-1)
-		resp, err := r.send(ctx, c, "/invocations", body, contentType, accept, &Request{}, "")
+		resp, err := r.send(ctx, c, nil, body, contentType, accept, &Request{}, "")
 		if err != nil {
 			return nil, "", r.transportError(ctx, t, in, c, err)
 		}

@@ -63,6 +63,7 @@ type Request struct {
 	RequestID string
 
 	captured *capturedAnswer // set when this call is captured
+	direct   int             // Direct mode: the index of the target container
 }
 
 // Router holds the routing tables and proxies invocations to instances.
@@ -99,8 +100,11 @@ func NewRouter(modelTimeout time.Duration, logger *slog.Logger) *Router {
 	}
 }
 
-// Publish installs (or replaces) an endpoint's routing table.
+// Publish installs (or replaces) an endpoint's routing table, completing
+// it and its variants with what the invoke path derives from them: neither
+// may change afterwards.
 func (r *Router) Publish(t *Table) {
+	t.prepare()
 	r.tables.update(func(m map[sagehost.EndpointKey]*Table) { m[t.Key] = t })
 }
 
@@ -152,7 +156,7 @@ func (r *Router) route(req *Request) (*Table, *Variant, error) {
 		}
 		return t, v, nil
 	}
-	total := t.totalWeight()
+	total := t.totalWeight
 	if total <= 0 {
 		return nil, nil, sagehost.Errorf(sagehost.CodeServiceUnavailable, "Endpoint %s of account %s has no variant with a weight greater than 0.", req.EndpointName, c.Account)
 	}
@@ -232,10 +236,12 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 	if err := checkTargets(req, v); err != nil {
 		return err
 	}
-	if v.Mode == "Direct" {
-		if len(v.Instances) > 0 && !hasContainer(v, req.TargetContainerHostname) {
+	if v.Mode == "Direct" && len(v.Instances) > 0 {
+		k, ok := v.direct[req.TargetContainerHostname]
+		if !ok {
 			return validationError("Endpoint %s of account %s has no container with the hostname %s.", req.EndpointName, req.Caller.Account, req.TargetContainerHostname)
 		}
+		req.direct = k
 	}
 	cp := v.Capture
 	if cp != nil && !capture.Sampled(cp.Percent) {
@@ -329,17 +335,6 @@ type dialError struct{ err error }
 
 func (e *dialError) Error() string { return "dial: " + e.err.Error() }
 
-// hasContainer reports whether the variant's instances have a container
-// of that name.
-func hasContainer(v *Variant, name string) bool {
-	for _, in := range v.Instances {
-		if in.container(name) != nil {
-			return true
-		}
-	}
-	return false
-}
-
 // forward sends the call to one instance, as its variant's kind of model
 // wants, and relays the answer.
 func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, in *Instance, req *Request) (res outcome) {
@@ -360,13 +355,11 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 	}
 	c := &in.Containers[0]
 	if v.Mode == "Direct" {
-		if c = in.container(req.TargetContainerHostname); c == nil {
-			return outcome{err: validationError("Endpoint %s of account %s has no container with the hostname %s.", req.EndpointName, req.Caller.Account, req.TargetContainerHostname)}
-		}
+		c = &in.Containers[req.direct] // Invoke checked the hostname
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.ModelTimeout)
 	defer cancel()
-	resp, err := r.send(ctx, c, "/invocations", req.Body, req.ContentType, req.Accept, req, "")
+	resp, err := r.send(ctx, c, nil, req.Body, req.ContentType, req.Accept, req, "")
 	if err != nil {
 		return outcome{err: r.transportError(ctx, t, in, c, err)}
 	}

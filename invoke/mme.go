@@ -11,6 +11,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"path"
 	"path/filepath"
 	"sync"
@@ -61,6 +62,7 @@ type loadedModel struct {
 	size         int64
 	lastUse      uint64
 	users        int
+	invoke       *url.URL      // of POST /models/{name}/invoke
 	ready        chan struct{} // closed when the load has ended
 	err          error         // why the load failed (read after ready)
 	loaded       bool
@@ -190,7 +192,7 @@ func (r *Router) forwardMultiModel(w http.ResponseWriter, ctx context.Context, t
 			return outcome{err: err}
 		}
 		cctx, cancel := context.WithTimeout(ctx, r.ModelTimeout)
-		resp, err := r.send(cctx, c, "/models/"+m.name+"/invoke", req.Body, req.ContentType, req.Accept, req, req.TargetModel)
+		resp, err := r.send(cctx, c, m.invoke, req.Body, req.ContentType, req.Accept, req, req.TargetModel)
 		if err != nil {
 			r.release(in, m, mm, c)
 			err = r.transportError(cctx, t, in, c, err)
@@ -223,7 +225,7 @@ func (r *Router) acquire(ctx context.Context, t *Table, v *Variant, in *Instance
 	m := ms.byName[name]
 	hit := m != nil && m.loaded
 	if m == nil {
-		m = &loadedModel{name: name, target: target, ready: make(chan struct{})}
+		m = &loadedModel{name: name, target: target, invoke: containerURL(in.Containers[0].Addr, "/models/"+name+"/invoke"), ready: make(chan struct{})}
 		ms.byName[name] = m
 		go r.load(t, v, in, m)
 	}

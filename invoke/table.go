@@ -6,6 +6,7 @@
 package invoke
 
 import (
+	"net/url"
 	"sync"
 	"sync/atomic"
 
@@ -25,6 +26,19 @@ type Container struct {
 	// LogStream is its log stream: VARIANT/INSTANCE-ID, plus /NAME for
 	// multi-container models.
 	LogStream string
+
+	invocations *url.URL // of POST /invocations; nil: built per call
+}
+
+// NewContainer returns a container with the URL of its /invocations built
+// once.
+func NewContainer(name, addr, logStream string) Container {
+	return Container{Name: name, Addr: addr, LogStream: logStream, invocations: containerURL(addr, "/invocations")}
+}
+
+// containerURL returns the URL of a path on the HTTP server at addr.
+func containerURL(addr, path string) *url.URL {
+	return &url.URL{Scheme: "http", Host: addr, Path: path}
 }
 
 // Instance is one running instance as the invoke path sees it. Its health
@@ -45,17 +59,7 @@ type Instance struct {
 // NewInstance returns an instance of one container that starts out
 // unhealthy.
 func NewInstance(id, variant, addr string) *Instance {
-	return &Instance{ID: id, Variant: variant, Containers: []Container{{Name: "primary", Addr: addr, LogStream: variant + "/" + id}}}
-}
-
-// container returns the container called name, or nil.
-func (i *Instance) container(name string) *Container {
-	for k := range i.Containers {
-		if i.Containers[k].Name == name {
-			return &i.Containers[k]
-		}
-	}
-	return nil
+	return &Instance{ID: id, Variant: variant, Containers: []Container{NewContainer("primary", addr, variant+"/"+id)}}
 }
 
 // SetHealthy takes the instance in or out of routing.
@@ -86,6 +90,31 @@ type Variant struct {
 	// Explainer is set when the endpoint config has an ExplainerConfig:
 	// calls are answered with SageMaker Clarify's explanations.
 	Explainer *clarify.Explainer
+
+	// Set by Publish:
+	invoked []string       // the X-Amzn-Invoked-Production-Variant header's value
+	direct  map[string]int // Direct mode: each container hostname's index in every instance
+}
+
+// prepare sets the fields Publish derives.
+func (v *Variant) prepare() {
+	v.invoked = []string{v.Name}
+	if v.Mode != "Direct" || len(v.Instances) == 0 {
+		return
+	}
+	// Every instance of a variant runs the same containers; a hostname
+	// counts only where every instance has it at the same place.
+	v.direct = map[string]int{}
+	for k, c := range v.Instances[0].Containers {
+		v.direct[c.Name] = k
+	}
+	for _, in := range v.Instances[1:] {
+		for name, k := range v.direct {
+			if k >= len(in.Containers) || in.Containers[k].Name != name {
+				delete(v.direct, name)
+			}
+		}
+	}
 }
 
 // healthyCount returns how many instances take traffic now.
@@ -112,16 +141,22 @@ type Table struct {
 	// Components route InferenceComponentName: each component's copies,
 	// as a variant named after the variant that hosts them.
 	Components map[string]*Variant
+
+	totalWeight float64 // of the variants with a weight over 0; set by Publish
 }
 
-func (t *Table) totalWeight() float64 {
-	var w float64
+// prepare sets the fields Publish derives, in the table and its variants.
+func (t *Table) prepare() {
+	t.totalWeight = 0
 	for _, v := range t.Variants {
 		if v.Weight > 0 {
-			w += v.Weight
+			t.totalWeight += v.Weight
 		}
+		v.prepare()
 	}
-	return w
+	for _, v := range t.Components {
+		v.prepare()
+	}
 }
 
 func (t *Table) variant(name string) *Variant {
