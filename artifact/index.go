@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/sagehost/sagehost/internal/fsutil"
 )
 
 const indexVersion = 1
@@ -30,7 +31,7 @@ type indexFile struct {
 }
 
 // index maps source identities to digests; it is saved as JSON after every
-// change, by writing a temporary file and renaming it over the old one.
+// change, atomically (fsutil.WriteFileAtomic).
 type index struct {
 	path    string
 	mu      sync.Mutex
@@ -75,23 +76,5 @@ func (x *index) put(key string, e indexEntry) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(x.path), ".index-*.json")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), x.path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
+	return fsutil.WriteFileAtomic(x.path, data, 0o600)
 }

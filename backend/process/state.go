@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/internal/fsutil"
 )
 
 // stateVersion is the version of the state layout (InstanceHandle.Version).
@@ -103,31 +104,11 @@ func readState(dir string) (*state, []byte, error) {
 	return st, raw, nil
 }
 
-// writeState writes state.json atomically: a temporary file in the same
-// directory, synced, then renamed over the old one.
+// writeState writes state.json atomically (mode 0600: it holds the model's
+// environment).
 func writeState(dir string, raw []byte) error {
-	f, err := os.CreateTemp(dir, ".state-*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(raw)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, stateFileName))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, stateFileName), raw, 0o600); err != nil {
 		return fmt.Errorf("write instance state: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
