@@ -297,7 +297,6 @@ func (b *Backend) launch(ctx context.Context, spec sagehost.InstanceSpec) (*inst
 		ID:           spec.ID,
 		Labels:       maps.Clone(spec.Labels),
 		InstanceType: spec.InstanceType,
-		GPUs:         append([]string(nil), spec.GPUs...),
 		Created:      time.Now().UTC(),
 	}
 	for i, c := range spec.Containers {

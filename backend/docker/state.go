@@ -32,14 +32,15 @@ const stateVersion = 1
 
 // state describes an instance: in the sagehost.docker.state label of each
 // of its containers (without container ids) and as InstanceHandle.State
-// (with them).
+// (with them). The instance's GPUs are not kept here: after a restart
+// sagehost reserves them again from the sagehost.gpus label
+// (sagehost.LabelGPUs). A "GPUs" field of states written before is ignored.
 type state struct {
 	Version      int               `json:"Version"`
 	Backend      string            `json:"Backend"`
 	ID           string            `json:"ID"`
 	Labels       map[string]string `json:"Labels,omitempty"`
 	InstanceType string            `json:"InstanceType,omitempty"`
-	GPUs         []string          `json:"GPUs,omitempty"`
 	Created      time.Time         `json:"Created"`
 	Containers   []containerState  `json:"Containers"`
 }

@@ -165,6 +165,11 @@ func TestStateRoundTrip(t *testing.T) {
 	if _, err := decodeState([]byte(`{"Version":1,"Backend":"process","ID":"x","Containers":[{}]}`)); err == nil {
 		t.Error("decoded another backend's state")
 	}
+	// Containers labelled by a sagehost that still kept the GPUs in the
+	// state are adopted all the same.
+	if _, err := decodeState([]byte(`{"Version":1,"Backend":"docker","ID":"x","GPUs":["0"],"Containers":[{}]}`)); err != nil {
+		t.Errorf("state with GPUs: %v", err)
+	}
 }
 
 // logLines formats engine log lines.
