@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"strings"
 	"unicode/utf8"
 
@@ -140,11 +139,7 @@ func (c *Config) baselineMime() string {
 	if mt == "" {
 		return mimeCSV
 	}
-	base, _, err := mime.ParseMediaType(mt)
-	if err != nil {
-		return strings.ToLower(mt)
-	}
-	return base
+	return mediaType(mt)
 }
 
 func (c *Config) maxPayloadBytes() int {

@@ -2,6 +2,7 @@ package clarify
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -57,6 +58,21 @@ func TestParseConfigErrors(t *testing.T) {
 		_, err := ParseConfig(json.RawMessage(tc.cfg))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ParseConfig(%s) = %v, want an error containing %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+func TestBaselineMimeTypeAsARequestContentType(t *testing.T) {
+	// The baseline's MimeType reads as a request's ContentType does: a
+	// malformed parameter does not hide the media type.
+	for _, mt := range []string{"text/csv; charset", "Text/CSV; charset=utf-8", " text/csv ;", "text/csv; a=\"b"} {
+		cfg, err := ParseConfig(json.RawMessage(`{"ShapConfig":{"ShapBaselineConfig":{"ShapBaseline":"1,2","MimeType":` + strconv.Quote(mt) + `}}}`))
+		if err != nil {
+			t.Errorf("MimeType %q: %v", mt, err)
+			continue
+		}
+		if got := cfg.baselineMime(); got != mimeCSV || mediaType(mt) != got {
+			t.Errorf("MimeType %q: baselineMime %q, mediaType %q", mt, got, mediaType(mt))
 		}
 	}
 }
