@@ -62,8 +62,9 @@ type Request struct {
 	// quote it.
 	RequestID string
 
-	captured *capturedAnswer // set when this call is captured
-	direct   int             // Direct mode: the index of the target container
+	captured  *capturedAnswer // set when this call is captured
+	direct    int             // Direct mode: the index of the target container
+	modelName string          // multi-model: ModelName(TargetModel)
 }
 
 // Router holds the routing tables and proxies invocations to instances.
@@ -267,11 +268,14 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 		}
 		return res.err
 	}
+	if v.MultiModel != nil {
+		req.modelName = ModelName(req.TargetModel)
+	}
 	var skip *Instance
 	for attempt := 0; ; attempt++ {
 		var in *Instance
 		if v.MultiModel != nil {
-			in = pickForModel(v, req.TargetModel, skip)
+			in = pickForModel(v, req.modelName, skip)
 		} else {
 			in = pick(v, skip)
 		}

@@ -52,6 +52,7 @@ type modelSet struct {
 	mu     sync.Mutex
 	byName map[string]*loadedModel
 	used   int64
+	loaded int // models in byName with loaded set
 	clock  uint64
 	gauge  prometheus.Gauge
 }
@@ -77,16 +78,9 @@ func (in *Instance) EnableMultiModel(gauge prometheus.Gauge) {
 
 // changed updates the loaded-models gauge; ms.mu is held.
 func (ms *modelSet) changed() {
-	if ms.gauge == nil {
-		return
+	if ms.gauge != nil {
+		ms.gauge.Set(float64(ms.loaded))
 	}
-	n := 0
-	for _, m := range ms.byName {
-		if m.loaded {
-			n++
-		}
-	}
-	ms.gauge.Set(float64(n))
 }
 
 // drop removes m from the set, if it is still the set's model of its name
@@ -99,6 +93,7 @@ func (ms *modelSet) drop(m *loadedModel) {
 	delete(ms.byName, m.name)
 	if m.loaded {
 		ms.used -= m.size
+		ms.loaded--
 	}
 	ms.changed()
 }
@@ -110,13 +105,7 @@ func (in *Instance) LoadedModels() int {
 	}
 	in.models.mu.Lock()
 	defer in.models.mu.Unlock()
-	n := 0
-	for _, m := range in.models.byName {
-		if m.loaded {
-			n++
-		}
-	}
-	return n
+	return in.models.loaded
 }
 
 // ModelName is the opaque model_name sagehost gives a TargetModel in the
@@ -126,11 +115,11 @@ func ModelName(target string) string {
 	return "m" + hex.EncodeToString(h[:8])
 }
 
-// pickForModel chooses an instance for a TargetModel: one that has it
-// loaded (fewest outstanding requests first), else one loading it, else
-// the healthy instance with the fewest outstanding requests (it loads it).
-func pickForModel(v *Variant, target string, skip *Instance) *Instance {
-	name := ModelName(target)
+// pickForModel chooses an instance for a TargetModel, by its ModelName:
+// one that has it loaded (fewest outstanding requests first), else one
+// loading it, else the healthy instance with the fewest outstanding
+// requests (it loads it).
+func pickForModel(v *Variant, name string, skip *Instance) *Instance {
 	var loaded, loading []*Instance
 	for _, in := range v.Instances {
 		if in == skip || !in.Healthy() || in.models == nil {
@@ -187,7 +176,7 @@ func (r *Router) forwardMultiModel(w http.ResponseWriter, ctx context.Context, t
 	mm := v.MultiModel
 	c := &in.Containers[0]
 	for attempt := 0; ; attempt++ {
-		m, err := r.acquire(ctx, t, v, in, req.TargetModel)
+		m, err := r.acquire(ctx, t, v, in, req.TargetModel, req.modelName)
 		if err != nil {
 			return outcome{err: err}
 		}
@@ -214,12 +203,11 @@ func (r *Router) forwardMultiModel(w http.ResponseWriter, ctx context.Context, t
 	}
 }
 
-// acquire returns the loaded model for a TargetModel in an instance,
-// loading it if needed, and marks it in use. A load that takes longer than
-// the model timeout goes on in the background and the call gets
-// ModelNotReadyException, as on SageMaker.
-func (r *Router) acquire(ctx context.Context, t *Table, v *Variant, in *Instance, target string) (*loadedModel, error) {
-	name := ModelName(target)
+// acquire returns the loaded model for a TargetModel (of ModelName name)
+// in an instance, loading it if needed, and marks it in use. A load that
+// takes longer than the model timeout goes on in the background and the
+// call gets ModelNotReadyException, as on SageMaker.
+func (r *Router) acquire(ctx context.Context, t *Table, v *Variant, in *Instance, target, name string) (*loadedModel, error) {
 	ms := in.models
 	ms.mu.Lock()
 	m := ms.byName[name]
@@ -241,17 +229,21 @@ func (r *Router) acquire(ctx context.Context, t *Table, v *Variant, in *Instance
 		}
 	}
 	waitStart := time.Now()
-	timer := time.NewTimer(r.ModelTimeout)
-	defer timer.Stop()
 	select {
-	case <-m.ready:
-	case <-ctx.Done():
-		r.unuse(in, m)
-		return nil, ctx.Err()
-	case <-timer.C:
-		r.unuse(in, m)
-		return nil, sagehost.Errorf(sagehost.CodeModelNotReady,
-			"Model %s is still loading on endpoint %s; it did not become ready within %s. Retry the request: the load goes on.", target, t.Key.Name, r.ModelTimeout)
+	case <-m.ready: // loaded already: no timer
+	default:
+		timer := time.NewTimer(r.ModelTimeout)
+		defer timer.Stop()
+		select {
+		case <-m.ready:
+		case <-ctx.Done():
+			r.unuse(in, m)
+			return nil, ctx.Err()
+		case <-timer.C:
+			r.unuse(in, m)
+			return nil, sagehost.Errorf(sagehost.CodeModelNotReady,
+				"Model %s is still loading on endpoint %s; it did not become ready within %s. Retry the request: the load goes on.", target, t.Key.Name, r.ModelTimeout)
+		}
 	}
 	if !hit && v.Metrics != nil && v.Metrics.ModelLoadingWaitTime != nil {
 		v.Metrics.ModelLoadingWaitTime.Observe(time.Since(waitStart).Seconds())
@@ -358,8 +350,11 @@ func (r *Router) load(t *Table, v *Variant, in *Instance, m *loadedModel) {
 	}
 	in.models.mu.Lock()
 	m.size, m.loaded = size, true
-	in.models.used += size
-	in.models.changed()
+	if in.models.byName[m.name] == m {
+		in.models.used += size
+		in.models.loaded++
+		in.models.changed()
+	}
 	in.models.mu.Unlock()
 	close(m.ready)
 }

@@ -27,14 +27,14 @@ func TestReleaseKeepsModelLoadedAgain(t *testing.T) {
 	mm := &MultiModel{CacheDisabled: true}
 	name := ModelName("a.tar.gz")
 	m := &loadedModel{name: name, target: "a.tar.gz", size: 10, users: 2, loaded: true, ready: make(chan struct{})}
-	in.models.byName[name], in.models.used = m, 10
+	in.models.byName[name], in.models.used, in.models.loaded = m, 10, 1
 
 	r.forget(in, m) // one call saw 404: m is gone
 	if in.models.byName[name] != nil || in.models.used != 0 {
 		t.Fatalf("after forget: byName %v, used %d", in.models.byName, in.models.used)
 	}
 	m2 := &loadedModel{name: name, target: "a.tar.gz", size: 20, users: 1, loaded: true, ready: make(chan struct{})}
-	in.models.byName[name], in.models.used = m2, 20
+	in.models.byName[name], in.models.used, in.models.loaded = m2, 20, 1
 
 	r.release(in, m, mm, &in.Containers[0]) // the other call on m ends
 	if in.models.byName[name] != m2 || in.models.used != 20 {
@@ -49,8 +49,8 @@ func TestReleaseKeepsModelLoadedAgain(t *testing.T) {
 	}
 
 	r.release(in, m2, mm, &in.Containers[0]) // the last user of m2 unloads it
-	if in.models.byName[name] != nil || in.models.used != 0 {
-		t.Fatalf("after the last release: byName %v, used %d", in.models.byName, in.models.used)
+	if in.models.byName[name] != nil || in.models.used != 0 || in.LoadedModels() != 0 {
+		t.Fatalf("after the last release: byName %v, used %d, LoadedModels %d", in.models.byName, in.models.used, in.LoadedModels())
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for deletes.Load() != 1 && time.Now().Before(deadline) {
