@@ -66,7 +66,7 @@ func newPost(ctx context.Context, u *url.URL, body []byte) *http.Request {
 func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, in *Instance, c *Container, resp *http.Response, req *Request) (res outcome) {
 	res.status = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		res.err = r.modelError(t, in, c, resp)
+		res.err = r.modelError(t, c, resp)
 		return res
 	}
 	wh := w.Header()
@@ -81,7 +81,7 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 	wh[HeaderInvokedVariant] = v.invoked
 	if resp.ContentLength >= 0 {
 		if resp.ContentLength > MaxPayloadBytes {
-			res.err = r.oversizeError(t, in, c, resp.StatusCode)
+			res.err = r.oversizeError(t, c, resp.StatusCode)
 			return res
 		}
 		wh["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
@@ -108,7 +108,7 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 	// Unknown length: buffer up to the limit to know whether it fits.
 	buf := r.getBuf()
 	defer r.putBuf(buf)
-	if err := r.readAnswer(ctx, t, in, c, resp, buf); err != nil {
+	if err := r.readAnswer(ctx, t, c, resp, buf); err != nil {
 		res.err = err
 		return res
 	}
@@ -124,13 +124,13 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 
 // readAnswer reads a container's answer into buf, refusing one over the
 // payload limit.
-func (r *Router) readAnswer(ctx context.Context, t *Table, in *Instance, c *Container, resp *http.Response, buf *bytes.Buffer) error {
+func (r *Router) readAnswer(ctx context.Context, t *Table, c *Container, resp *http.Response, buf *bytes.Buffer) error {
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxPayloadBytes+1))
 	if err != nil {
-		return r.transportError(ctx, t, in, c, err)
+		return r.transportError(ctx, t, c, err)
 	}
 	if n > MaxPayloadBytes {
-		return r.oversizeError(t, in, c, resp.StatusCode)
+		return r.oversizeError(t, c, resp.StatusCode)
 	}
 	return nil
 }
@@ -157,7 +157,7 @@ func (r *Router) newModelError(t *Table, c *Container, status int, original, mes
 }
 
 // modelError turns a container's non-2xx answer into SageMaker's ModelError.
-func (r *Router) modelError(t *Table, in *Instance, c *Container, resp *http.Response) error {
+func (r *Router) modelError(t *Table, c *Container, resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	kind, code := "client", "CLIENT_ERROR_FROM_MODEL"
 	if resp.StatusCode >= 500 {
@@ -167,14 +167,14 @@ func (r *Router) modelError(t *Table, in *Instance, c *Container, resp *http.Res
 	return r.newModelError(t, c, resp.StatusCode, string(body), msg, code)
 }
 
-func (r *Router) oversizeError(t *Table, in *Instance, c *Container, status int) error {
+func (r *Router) oversizeError(t *Table, c *Container, status int) error {
 	msg := fmt.Sprintf("Received server error (%d) from %s and could not load the entire response body: it is larger than %d bytes. %s",
 		status, c.Name, MaxPayloadBytes, logHint(t, c))
 	return r.newModelError(t, c, status, "", msg, "SERVER_ERROR_FROM_MODEL")
 }
 
 // transportError maps a failed exchange with a container to an error.
-func (r *Router) transportError(ctx context.Context, t *Table, in *Instance, c *Container, err error) error {
+func (r *Router) transportError(ctx context.Context, t *Table, c *Container, err error) error {
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return &dialError{err: err}
@@ -213,7 +213,7 @@ func (r *Router) forwardPipeline(w http.ResponseWriter, ctx context.Context, t *
 		}
 		resp, err := r.send(ctx, c, nil, body, contentType, accept, req, "")
 		if err != nil {
-			err = r.transportError(ctx, t, in, c, err)
+			err = r.transportError(ctx, t, c, err)
 			if i > 0 {
 				var dialErr *dialError
 				if errors.As(err, &dialErr) { // mid-pipeline: nothing to retry
@@ -228,12 +228,12 @@ func (r *Router) forwardPipeline(w http.ResponseWriter, ctx context.Context, t *
 			return res
 		}
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			err := r.modelError(t, in, c, resp)
+			err := r.modelError(t, c, resp)
 			resp.Body.Close()
 			return outcome{status: resp.StatusCode, err: err}
 		}
 		next.Reset()
-		err = r.readAnswer(ctx, t, in, c, resp, next)
+		err = r.readAnswer(ctx, t, c, resp, next)
 		contentType = resp.Header.Get("Content-Type")
 		resp.Body.Close()
 		if err != nil {

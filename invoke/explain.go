@@ -40,7 +40,7 @@ func (r *Router) explain(w http.ResponseWriter, ctx context.Context, t *Table, v
 		EnableExplanations: req.EnableExplanations, Predictors: preds,
 	})
 	if err != nil {
-		return outcome{err: explainError(t, v, instances[0], err)}
+		return outcome{err: r.explainError(t, instances[0], err)}
 	}
 	if vm := v.Metrics; vm != nil && vm.ExplanationsPerInstance != nil && result.Explained > 0 {
 		vm.ExplanationsPerInstance.Add(float64(result.Explained) / float64(len(instances)))
@@ -65,14 +65,14 @@ func (r *Router) predictor(t *Table, in *Instance) clarify.Predictor {
 		defer in.inflight.Add(-1)
 		resp, err := r.send(ctx, c, nil, body, contentType, accept, &Request{}, "")
 		if err != nil {
-			return nil, "", r.transportError(ctx, t, in, c, err)
+			return nil, "", r.transportError(ctx, t, c, err)
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
-			return nil, "", r.modelError(t, in, c, resp)
+			return nil, "", r.modelError(t, c, resp)
 		}
 		var buf bytes.Buffer
-		if err := r.readAnswer(ctx, t, in, c, resp, &buf); err != nil {
+		if err := r.readAnswer(ctx, t, c, resp, &buf); err != nil {
 			return nil, "", err
 		}
 		return buf.Bytes(), resp.Header.Get("Content-Type"), nil
@@ -82,7 +82,7 @@ func (r *Router) predictor(t *Table, in *Instance) clarify.Predictor {
 // explainError maps an explainer error to the client's: the model's own
 // errors pass through; a bad request or unusable output is a
 // ValidationError; running out of time is a ModelError, as a slow model is.
-func explainError(t *Table, v *Variant, in *Instance, err error) error {
+func (r *Router) explainError(t *Table, in *Instance, err error) error {
 	var app *sagehost.Error
 	if errors.As(err, &app) {
 		return app // the model's ModelError, unchanged
@@ -91,11 +91,8 @@ func explainError(t *Table, v *Variant, in *Instance, err error) error {
 	case clarify.KindBadRequest, clarify.KindModelOutput, clarify.KindBaseline:
 		return sagehost.Errorf(sagehost.CodeValidationError, "The explanation could not be made: %v", err)
 	case clarify.KindTimeout:
-		status := 0
 		c := &in.Containers[0]
-		return &sagehost.Error{Code: sagehost.CodeModelError, OriginalStatusCode: &status,
-			Message:      truncate(fmt.Sprintf("Received server error (0) from %s: %v. %s", c.Name, err, logHint(t, c)), 2048),
-			LogStreamArn: LogStreamARN(t.Key, c.LogStream)}
+		return r.newModelError(t, c, 0, "", fmt.Sprintf("Received server error (0) from %s: %v. %s", c.Name, err, logHint(t, c)), "")
 	}
 	return fmt.Errorf("explain on endpoint %s: %w", t.Key.Name, err)
 }

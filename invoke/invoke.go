@@ -365,7 +365,7 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 	defer cancel()
 	resp, err := r.send(ctx, c, nil, req.Body, req.ContentType, req.Accept, req, "")
 	if err != nil {
-		return outcome{err: r.transportError(ctx, t, in, c, err)}
+		return outcome{err: r.transportError(ctx, t, c, err)}
 	}
 	defer resp.Body.Close()
 	return r.relay(w, ctx, t, v, in, c, resp, req)

@@ -184,7 +184,7 @@ func (r *Router) forwardMultiModel(w http.ResponseWriter, ctx context.Context, t
 		resp, err := r.send(cctx, c, m.invoke, req.Body, req.ContentType, req.Accept, req, req.TargetModel)
 		if err != nil {
 			r.release(in, m, mm, c)
-			err = r.transportError(cctx, t, in, c, err)
+			err = r.transportError(cctx, t, c, err)
 			cancel()
 			return outcome{err: err}
 		}
@@ -327,7 +327,7 @@ func (r *Router) load(t *Table, v *Variant, in *Instance, m *loadedModel) {
 	for {
 		status, msg, err := r.loadCall(ctx, c, m.name, url)
 		if err != nil {
-			fail(r.transportError(ctx, t, in, c, err))
+			fail(r.transportError(ctx, t, c, err))
 			return
 		}
 		if status == http.StatusInsufficientStorage && r.evictOne(ctx, v, in, c, m) {
