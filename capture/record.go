@@ -8,9 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
-	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sagehost/sagehost/internal/mediatype"
 )
 
 // Encodings of a captured payload, the values of a record's "encoding".
@@ -80,29 +81,21 @@ type Payload struct {
 // lists at all, everything is BASE64). Types are compared by media type,
 // without parameters such as charset and regardless of case.
 func Encoding(contentType string, csvTypes, jsonTypes []string) string {
-	mt := mediaType(contentType)
+	mt := mediatype.Base(contentType)
 	if mt == "" {
 		return EncodingBase64
 	}
 	for _, t := range csvTypes {
-		if mediaType(t) == mt {
+		if mediatype.Base(t) == mt {
 			return EncodingCSV
 		}
 	}
 	for _, t := range jsonTypes {
-		if mediaType(t) == mt {
+		if mediatype.Base(t) == mt {
 			return EncodingJSON
 		}
 	}
 	return EncodingBase64
-}
-
-// mediaType returns the lower-cased type/subtype of a Content-Type value.
-func mediaType(s string) string {
-	if i := strings.IndexByte(s, ';'); i >= 0 {
-		s = s[:i]
-	}
-	return strings.ToLower(strings.TrimSpace(s))
 }
 
 // Sampled decides, for one invocation, whether to capture it at pct

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	jmespath "github.com/jmespath-community/go-jmespath"
+	"github.com/sagehost/sagehost/internal/mediatype"
 )
 
 // Config is ExplainerConfig.ClarifyExplainerConfig as CreateEndpointConfig
@@ -139,7 +140,7 @@ func (c *Config) baselineMime() string {
 	if mt == "" {
 		return mimeCSV
 	}
-	return mediaType(mt)
+	return mediatype.Base(mt)
 }
 
 func (c *Config) maxPayloadBytes() int {

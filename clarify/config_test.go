@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sagehost/sagehost/internal/mediatype"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -71,8 +73,8 @@ func TestBaselineMimeTypeAsARequestContentType(t *testing.T) {
 			t.Errorf("MimeType %q: %v", mt, err)
 			continue
 		}
-		if got := cfg.baselineMime(); got != mimeCSV || mediaType(mt) != got {
-			t.Errorf("MimeType %q: baselineMime %q, mediaType %q", mt, got, mediaType(mt))
+		if got := cfg.baselineMime(); got != mimeCSV || mediatype.Base(mt) != got {
+			t.Errorf("MimeType %q: baselineMime %q, mediaType %q", mt, got, mediatype.Base(mt))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	jmespath "github.com/jmespath-community/go-jmespath"
+	"github.com/sagehost/sagehost/internal/mediatype"
 )
 
 // Predictor sends one request to one instance of the model: body in
@@ -171,7 +172,7 @@ func (e *Explainer) ExplainResult(ctx context.Context, req Request) (*Result, er
 // checkRequest checks the content types and picks the EnableExplanations
 // expression (nil: every record).
 func (e *Explainer) checkRequest(req Request) (ct, accept string, enable jmespath.JMESPath, err error) {
-	ct, accept = mediaType(req.ContentType), mediaType(req.Accept)
+	ct, accept = mediatype.Base(req.ContentType), mediatype.Base(req.Accept)
 	for _, h := range []struct{ name, v, mt string }{{"ContentType", req.ContentType, ct}, {"Accept", req.Accept, accept}} {
 		if h.mt != mimeCSV && h.mt != mimeJSONLines {
 			return "", "", nil, badRequest("%s %q is not supported by an endpoint with an explainer: use text/csv or application/jsonlines", h.name, h.v)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sagehost/sagehost/internal/mediatype"
 )
 
 // model is an in-process model: features in, scores out.
@@ -23,12 +25,12 @@ func funcPredictor(f model) Predictor {
 		if err := ctx.Err(); err != nil {
 			return nil, "", err
 		}
-		rows, err := parseTestRows(body, mediaType(contentType))
+		rows, err := parseTestRows(body, mediatype.Base(contentType))
 		if err != nil {
 			return nil, "", err
 		}
 		var out bytes.Buffer
-		jsonOut := mediaType(accept) == mimeJSONLines
+		jsonOut := mediatype.Base(accept) == mimeJSONLines
 		for _, x := range rows {
 			s := f(x)
 			if jsonOut {

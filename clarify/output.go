@@ -8,33 +8,24 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"mime"
 	"strconv"
 	"strings"
 
 	jmespath "github.com/jmespath-community/go-jmespath"
+	"github.com/sagehost/sagehost/internal/mediatype"
 )
 
 // outputFormat reduces a model answer's Content-Type to text/csv or
 // application/jsonlines; fallback (the Accept that was sent) decides when
 // the answer's type is neither.
 func outputFormat(contentType, fallback string) string {
-	switch mediaType(contentType) {
+	switch mediatype.Base(contentType) {
 	case mimeCSV:
 		return mimeCSV
 	case mimeJSONLines, "application/json-lines", "application/x-jsonlines", "application/jsonl":
 		return mimeJSONLines
 	}
-	return mediaType(fallback)
-}
-
-// mediaType is a Content-Type's lower-case media type without parameters.
-func mediaType(ct string) string {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		mt, _, _ = strings.Cut(ct, ";")
-	}
-	return strings.ToLower(strings.TrimSpace(mt))
+	return mediatype.Base(fallback)
 }
 
 // outputReader reads the model's answers as the config says.

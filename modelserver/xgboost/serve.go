@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sagehost/sagehost/internal/mediatype"
 	"github.com/sagehost/sagehost/modelserver/httprec"
 	"github.com/sagehost/sagehost/modelserver/mms"
 )
@@ -275,8 +276,7 @@ func batchParser(parse func([]byte) (*rowBatch, error)) func([]byte) (rowSource,
 // container's short names "csv" and "libsvm" count, and an absent one is
 // text/csv.
 func contentType(h string) string {
-	mt, _, _ := strings.Cut(h, ";")
-	mt = strings.ToLower(strings.TrimSpace(mt))
+	mt := mediatype.Base(h)
 	switch mt {
 	case "", "csv":
 		return mimeCSV
@@ -301,8 +301,7 @@ func (h *handler) accept(values []string) (string, bool) {
 	}
 	for _, v := range values {
 		for part := range strings.SplitSeq(v, ",") {
-			mt, _, _ := strings.Cut(part, ";")
-			mt = strings.ToLower(strings.TrimSpace(mt))
+			mt := mediatype.Base(part)
 			switch {
 			case mt == "" || mt == "*/*":
 				return h.cfg.DefaultAccept, true
