@@ -42,7 +42,7 @@ func (r *Router) explain(w http.ResponseWriter, ctx context.Context, t *Table, v
 	if err != nil {
 		return outcome{err: r.explainError(t, instances[0], err)}
 	}
-	if vm := v.Metrics; vm != nil && vm.ExplanationsPerInstance != nil && result.Explained > 0 {
+	if vm := v.Metrics; vm != nil && result.Explained > 0 {
 		vm.ExplanationsPerInstance.Add(float64(result.Explained) / float64(len(instances)))
 	}
 	wh := w.Header()

@@ -221,7 +221,7 @@ func (r *Router) acquire(ctx context.Context, t *Table, v *Variant, in *Instance
 	ms.clock++
 	m.lastUse = ms.clock
 	ms.mu.Unlock()
-	if vm := v.Metrics; vm != nil && vm.ModelCacheHits != nil {
+	if vm := v.Metrics; vm != nil {
 		if hit {
 			vm.ModelCacheHits.Inc()
 		} else {
@@ -245,7 +245,7 @@ func (r *Router) acquire(ctx context.Context, t *Table, v *Variant, in *Instance
 				"Model %s is still loading on endpoint %s; it did not become ready within %s. Retry the request: the load goes on.", target, t.Key.Name, r.ModelTimeout)
 		}
 	}
-	if !hit && v.Metrics != nil && v.Metrics.ModelLoadingWaitTime != nil {
+	if !hit && v.Metrics != nil {
 		v.Metrics.ModelLoadingWaitTime.Observe(time.Since(waitStart).Seconds())
 	}
 	if m.err != nil {
@@ -310,7 +310,7 @@ func (r *Router) load(t *Table, v *Variant, in *Instance, m *loadedModel) {
 		fail(validationError("Could not get the data of target model %s from the multi-model endpoint's prefix: %v", m.target, err))
 		return
 	}
-	if vm := v.Metrics; vm != nil && vm.ModelDownloadingTime != nil {
+	if vm := v.Metrics; vm != nil {
 		vm.ModelDownloadingTime.Observe(time.Since(dl).Seconds())
 	}
 	url := dir
@@ -345,7 +345,7 @@ func (r *Router) load(t *Table, v *Variant, in *Instance, m *loadedModel) {
 		}
 		break
 	}
-	if vm := v.Metrics; vm != nil && vm.ModelLoadingTime != nil {
+	if vm := v.Metrics; vm != nil {
 		vm.ModelLoadingTime.Observe(time.Since(start).Seconds())
 	}
 	in.models.mu.Lock()
@@ -435,7 +435,7 @@ func (r *Router) unload(ctx context.Context, c *Container, name string, v *Varia
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	if v != nil && v.Metrics != nil && v.Metrics.ModelUnloadingTime != nil {
+	if v != nil && v.Metrics != nil {
 		v.Metrics.ModelUnloadingTime.Observe(time.Since(start).Seconds())
 	}
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound && !errors.Is(ctx.Err(), context.Canceled) {

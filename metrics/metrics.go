@@ -55,48 +55,57 @@ type Metrics struct {
 	explanationsPerInstance *prometheus.CounterVec
 	captureWritten          *prometheus.CounterVec
 	captureDropped          *prometheus.CounterVec
+
+	// vecs are all the vectors above, whose series EndpointGone deletes.
+	vecs []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}
 }
 
 // New registers sagehost's metrics, plus the Go runtime and process
 // collectors, on a new registry.
 func New() *Metrics {
 	r := prometheus.NewRegistry()
+	m := &Metrics{Registry: r}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "sagehost", Name: name, Help: help}, labels)
 		r.MustRegister(c)
+		m.vecs = append(m.vecs, c)
 		return c
 	}
 	histogram := func(name, help string, labels ...string) *prometheus.HistogramVec {
 		h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "sagehost", Name: name, Help: help, Buckets: LatencyBuckets}, labels)
 		r.MustRegister(h)
+		m.vecs = append(m.vecs, h)
 		return h
 	}
-	instLabels := append(append([]string{}, endpointLabels...), "instance")
-	m := &Metrics{
-		Registry:        r,
-		invocations:     counter("invocations_total", "InvokeEndpoint requests sent to a variant (CloudWatch Invocations).", invocationLabels...),
-		errors4xx:       counter("invocation_4xx_errors_total", "Invocations for which the model returned a 4xx status (CloudWatch Invocation4XXErrors).", invocationLabels...),
-		errors5xx:       counter("invocation_5xx_errors_total", "Invocations for which the model returned a 5xx status (CloudWatch Invocation5XXErrors).", invocationLabels...),
-		modelErrors:     counter("invocation_model_errors_total", "Invocations the model did not answer with 2xx: error statuses, timeouts, broken connections, oversize answers (CloudWatch InvocationModelErrors).", invocationLabels...),
-		perInstance:     counter("invocations_per_instance_total", "Each invocation adds 1/(healthy instances of its variant) (CloudWatch InvocationsPerInstance).", invocationLabels...),
-		modelLatency:    histogram("model_latency_seconds", "Time to send the request to the container, and for it to answer and its answer to be relayed (CloudWatch ModelLatency).", invocationLabels...),
-		overheadLatency: histogram("overhead_latency_seconds", "Time spent in sagehost: the whole call minus ModelLatency (CloudWatch OverheadLatency).", invocationLabels...),
-		modelSetupTime:  histogram("model_setup_time_seconds", "Time from starting an instance until it first passes /ping (CloudWatch ModelSetupTime).", endpointLabels...),
-		restarts:        counter("instance_restarts_total", "Restarts of an instance after it exited.", instLabels...),
+	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
+		g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sagehost", Name: name, Help: help}, labels)
+		r.MustRegister(g)
+		m.vecs = append(m.vecs, g)
+		return g
 	}
+	instLabels := append(append([]string{}, endpointLabels...), "instance")
+	m.invocations = counter("invocations_total", "InvokeEndpoint requests sent to a variant (CloudWatch Invocations).", invocationLabels...)
+	m.errors4xx = counter("invocation_4xx_errors_total", "Invocations for which the model returned a 4xx status (CloudWatch Invocation4XXErrors).", invocationLabels...)
+	m.errors5xx = counter("invocation_5xx_errors_total", "Invocations for which the model returned a 5xx status (CloudWatch Invocation5XXErrors).", invocationLabels...)
+	m.modelErrors = counter("invocation_model_errors_total", "Invocations the model did not answer with 2xx: error statuses, timeouts, broken connections, oversize answers (CloudWatch InvocationModelErrors).", invocationLabels...)
+	m.perInstance = counter("invocations_per_instance_total", "Each invocation adds 1/(healthy instances of its variant) (CloudWatch InvocationsPerInstance).", invocationLabels...)
+	m.modelLatency = histogram("model_latency_seconds", "Time to send the request to the container, and for it to answer and its answer to be relayed (CloudWatch ModelLatency).", invocationLabels...)
+	m.overheadLatency = histogram("overhead_latency_seconds", "Time spent in sagehost: the whole call minus ModelLatency (CloudWatch OverheadLatency).", invocationLabels...)
+	m.modelSetupTime = histogram("model_setup_time_seconds", "Time from starting an instance until it first passes /ping (CloudWatch ModelSetupTime).", endpointLabels...)
+	m.restarts = counter("instance_restarts_total", "Restarts of an instance after it exited.", instLabels...)
 	m.cacheHits = counter("model_cache_hits_total", "Multi-model endpoints: invocations whose TargetModel was loaded already (CloudWatch ModelCacheHit = 1).", endpointLabels...)
 	m.cacheMisses = counter("model_cache_misses_total", "Multi-model endpoints: invocations whose TargetModel had to be loaded first (CloudWatch ModelCacheHit = 0).", endpointLabels...)
 	m.modelLoading = histogram("model_loading_time_seconds", "Multi-model endpoints: how long the container's load call took (CloudWatch ModelLoadingTime).", endpointLabels...)
 	m.modelUnloading = histogram("model_unloading_time_seconds", "Multi-model endpoints: how long the container's unload call took (CloudWatch ModelUnloadingTime).", endpointLabels...)
 	m.modelDownloading = histogram("model_downloading_time_seconds", "Multi-model endpoints: how long fetching a TargetModel's archive took (CloudWatch ModelDownloadingTime).", endpointLabels...)
 	m.modelLoadWait = histogram("model_loading_wait_time_seconds", "Multi-model endpoints: how long an invocation waited for its model's download and load (CloudWatch ModelLoadingWaitTime).", endpointLabels...)
-	m.loadedModels = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sagehost", Name: "loaded_model_count", Help: "Multi-model endpoints: models loaded in an instance (CloudWatch LoadedModelCount)."}, instLabels)
-	r.MustRegister(m.loadedModels)
+	m.loadedModels = gauge("loaded_model_count", "Multi-model endpoints: models loaded in an instance (CloudWatch LoadedModelCount).", instLabels...)
 	m.explanationsPerInstance = counter("explanations_per_instance_total", "Endpoints with an explainer: each explained record adds 1/(healthy instances of its variant) (CloudWatch ExplanationsPerInstance).", endpointLabels...)
 	m.captureWritten = counter("data_capture_records_written_total", "Data capture records written to their destination.", endpointLabels...)
 	m.captureDropped = counter("data_capture_records_dropped_total", "Data capture records dropped because the capture queue was full or the destination failed; invocations never wait for capture.", endpointLabels...)
-	m.healthy = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "sagehost", Name: "instance_healthy", Help: "1 when the instance passes /ping and takes traffic, else 0."}, instLabels)
-	r.MustRegister(m.healthy)
+	m.healthy = gauge("instance_healthy", "1 when the instance passes /ping and takes traffic, else 0.", instLabels...)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -228,11 +237,7 @@ func (m *Metrics) EndpointGone(key sagehost.EndpointKey) {
 		return
 	}
 	match := prometheus.Labels{"account": key.Account, "region": key.Region, "endpoint": key.Name}
-	for _, v := range []interface {
-		DeletePartialMatch(prometheus.Labels) int
-	}{m.invocations, m.errors4xx, m.errors5xx, m.modelErrors, m.perInstance, m.modelLatency, m.overheadLatency, m.modelSetupTime, m.healthy, m.restarts,
-		m.cacheHits, m.cacheMisses, m.modelLoading, m.modelUnloading, m.modelDownloading, m.modelLoadWait, m.loadedModels,
-		m.explanationsPerInstance, m.captureWritten, m.captureDropped} {
+	for _, v := range m.vecs {
 		v.DeletePartialMatch(match)
 	}
 }
