@@ -276,10 +276,8 @@ func (c *controller) apply(ctx context.Context, p plan) {
 		if d == nil {
 			continue
 		}
-		for _, v := range d.Variants {
-			if _, ok := d.Models[v.ModelName]; ok && p.Healthy[variantKey(d.ID, v.VariantName)] != v.CurrentInstanceCount {
-				observedChanged = true
-			} else if !ok && v.CurrentInstanceCount != v.DesiredInstanceCount {
+		for i := range d.Variants {
+			if v := &d.Variants[i]; observedCount(d, v, p.Healthy) != v.CurrentInstanceCount {
 				observedChanged = true
 			}
 		}
@@ -385,13 +383,19 @@ func observe(st *sagehost.EndpointState, healthy map[string]int) {
 		}
 		for i := range d.Variants {
 			v := &d.Variants[i]
-			if _, ok := d.Models[v.ModelName]; ok {
-				v.CurrentInstanceCount = healthy[variantKey(d.ID, v.VariantName)]
-			} else {
-				v.CurrentInstanceCount = v.DesiredInstanceCount
-			}
+			v.CurrentInstanceCount = observedCount(d, v, healthy)
 		}
 	}
+}
+
+// observedCount is the CurrentInstanceCount hosting reports for a variant:
+// its healthy instances, or for a variant that hosts inference components
+// (no model of its own) its desired count.
+func observedCount(d *sagehost.Deployment, v *sagehost.VariantState, healthy map[string]int) int {
+	if _, ok := d.Models[v.ModelName]; ok {
+		return healthy[variantKey(d.ID, v.VariantName)]
+	}
+	return v.DesiredInstanceCount
 }
 
 // publish installs the endpoint's routing table when it changed.
