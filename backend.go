@@ -50,9 +50,10 @@ type ContainerSpec struct {
 	// Image is the model's container image: an absolute path of an executable
 	// for the process backend, an image reference for the container backend.
 	Image string
-	// Args come before the argument "serve" on the process backend; they
-	// select a built-in model server of the sagehost binary (Image is then
-	// sagehost's own executable). Empty for ordinary images.
+	// Args come before the argument "serve" in the container's command, on
+	// every backend. sagehost sets them to select a built-in model server of
+	// its own binary (Image is then sagehost's own executable). Empty for
+	// ordinary images.
 	Args []string
 	// Environment is the model's Environment for this container.
 	Environment map[string]string
@@ -65,8 +66,10 @@ type ContainerSpec struct {
 	ModelsDir string
 	// LogPath is the file the container's stdout and stderr are appended to.
 	LogPath string
-	// BindToPort asks for SAGEMAKER_BIND_TO_PORT to be set (multi-container
-	// instances); a single container listens where the backend decides.
+	// BindToPort is set for the containers of a multi-container instance,
+	// where SageMaker sets SAGEMAKER_BIND_TO_PORT. The backends set that
+	// variable for every container whatever BindToPort says, since they
+	// choose each container's port.
 	BindToPort bool
 }
 
@@ -116,6 +119,7 @@ type Backend interface {
 	// Stop asks the instance to stop (SIGTERM) and kills it after timeout.
 	Stop(ctx context.Context, id string, timeout time.Duration) error
 	// Destroy kills the instance if it still runs and removes what the
-	// backend keeps for it. The instance's log file is left alone.
+	// backend keeps for it. The instance's log files (ContainerSpec.LogPath)
+	// are left alone.
 	Destroy(ctx context.Context, id string) error
 }

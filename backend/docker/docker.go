@@ -87,11 +87,12 @@
 // # Exits
 //
 // Wait returns when any container of the instance exits, with its exit
-// code; a code above 128 is reported as the signal 128+n as well. Stop is
-// the engine's stop (the image's stop signal, SIGTERM by default, then
-// SIGKILL after the timeout, rounded up to whole seconds). Destroy kills and
-// force-removes the containers and removes StateDir/<instance>; the log
-// files stay.
+// code; a code of 128+n (n from 1 to 64) is reported as signal n as well.
+// Stop is the engine's stop (the image's stop signal, SIGTERM by default,
+// then SIGKILL after the timeout, rounded up to whole seconds). Destroy
+// kills and force-removes the containers and removes StateDir/<instance>;
+// the log files at ContainerSpec.LogPath stay (a container without a
+// LogPath logs to StateDir/<instance>/<container>.log, which goes with it).
 package docker
 
 import (

@@ -341,7 +341,7 @@ func (b *Backend) Stop(ctx context.Context, id string, timeout time.Duration) er
 // Destroy kills and force-removes the instance's containers and removes
 // StateDir/<id>. It also works for an instance that List returns but that
 // this Backend does not track, which is how orphans of an earlier sagehost
-// are reaped. Log files stay.
+// are reaped. Log files at a ContainerSpec.LogPath stay.
 func (b *Backend) Destroy(ctx context.Context, id string) error {
 	b.mu.Lock()
 	inst := b.insts[id]

@@ -18,8 +18,10 @@
 // (AWS keys, say) leaks into the model: PATH (a standard default), HOME (the
 // work directory), TMPDIR (work/tmp) and LANG=C.UTF-8, then the model's
 // Environment, then the platform's variables, which win:
-// SAGEMAKER_BIND_TO_PORT, SAGEMAKER_SAFE_PORT_RANGE and, when there is model
-// data, SM_MODEL_DIR. Each container gets a block of ten ports from
+// SAGEMAKER_BIND_TO_PORT, SAGEMAKER_SAFE_PORT_RANGE, CUDA_VISIBLE_DEVICES and
+// NVIDIA_VISIBLE_DEVICES (the instance's GPUs, InstanceSpec.GPUs; "" and
+// "void" for an instance without GPUs) and, when there is model data,
+// SM_MODEL_DIR. Each container gets a block of ten ports from
 // [PortMin, PortMax]: it listens on the first and may use the other nine;
 // sagehost reaches it on 127.0.0.1.
 //
@@ -619,7 +621,8 @@ func (b *Backend) Stop(ctx context.Context, id string, timeout time.Duration) er
 // Destroy kills the instance's processes (SIGKILL to each process group),
 // waits for them to exit and removes StateDir/<id>. It also works for an
 // instance that List returns but that this Backend does not track, which is
-// how orphans of an earlier sagehost are reaped. Log files stay.
+// how orphans of an earlier sagehost are reaped. Log files at a
+// ContainerSpec.LogPath stay.
 func (b *Backend) Destroy(ctx context.Context, id string) error {
 	b.mu.Lock()
 	inst := b.insts[id]
