@@ -44,10 +44,21 @@ func componentDeployment(st *sagehost.InferenceComponentState, id string) *sageh
 	return nil
 }
 
+// hosts returns the hosts of the serving deployment, worked out once per
+// state read (a read decodes a new Serving).
+func (c *controller) hosts() []host {
+	if !c.hostsOK || c.hostsOf != c.state.Serving {
+		c.hostList, c.hostsOf, c.hostsOK = componentHosts(c.state.Serving), c.state.Serving, true
+	}
+	return c.hostList
+}
+
 // hostByID finds a host of the serving deployment.
 func (c *controller) hostByID(id string) *host {
-	for _, h := range componentHosts(c.state.Serving) {
-		if h.ID == id {
+	hosts := c.hosts()
+	for i := range hosts {
+		if hosts[i].ID == id {
+			h := hosts[i]
 			return &h
 		}
 	}
@@ -155,7 +166,7 @@ type componentChange struct {
 // desired copies.
 func (c *controller) reconcileComponents(ctx context.Context) {
 	serving := c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating
-	hosts := componentHosts(c.state.Serving)
+	hosts := c.hosts()
 	now := time.Now()
 	for i := range c.comps {
 		comp := &c.comps[i]
@@ -191,7 +202,7 @@ func (c *controller) reconcileComponents(ctx context.Context) {
 func (c *controller) reconcileComponent(ctx context.Context, comp *control.InferenceComponent, copies []*instance, hosts []host, now time.Time) {
 	rec, st := comp.Record, comp.State
 	var cur, prev []*instance
-	healthyCur, healthy := 0, 0
+	healthyCur := 0
 	failure := ""
 	for _, cp := range copies {
 		switch {
@@ -219,9 +230,6 @@ func (c *controller) reconcileComponent(ctx context.Context, comp *control.Infer
 			}
 		default:
 			c.stop(ctx, cp) // a version nobody wants
-		}
-		if cp.Phase == phaseHealthy {
-			healthy++
 		}
 	}
 	desired := st.DesiredCopyCount
@@ -297,7 +305,7 @@ func (c *controller) reconcileComponent(ctx context.Context, comp *control.Infer
 		len(cur) == desired && (st.Previous == nil || change.rolledForward) {
 		change.status = sagehost.StatusInService
 	}
-	c.observeComponent(ctx, comp, healthy, change)
+	c.observeComponent(ctx, comp, change)
 }
 
 // batchSize is how many copies an update rolls over at a time: the
@@ -418,45 +426,52 @@ func (c *controller) startCopy(ctx context.Context, comp *control.InferenceCompo
 
 // observeComponent records the healthy copies and placement of a
 // component, and a status change, when they differ from the stored ones.
-func (c *controller) observeComponent(ctx context.Context, comp *control.InferenceComponent, healthy int, change componentChange) {
+func (c *controller) observeComponent(ctx context.Context, comp *control.InferenceComponent, change componentChange) {
 	st := comp.State
-	placement := c.placementOf(comp.Record.Name)
-	if change.status == "" && !change.rolledForward && st.CurrentCopyCount == healthy && reflect.DeepEqual(st.PlacementStatus, placement) {
+	obs := c.observeCopies(comp.Record.Name)
+	if change.status == "" && !change.rolledForward && st.CurrentCopyCount == obs.healthy && reflect.DeepEqual(st.PlacementStatus, obs.placement) {
 		return
 	}
-	c.recordComponent(ctx, comp, change)
+	c.record(ctx, comp, change, obs)
 }
 
-// placementOf counts a component's healthy copies per instance type.
-func (c *controller) placementOf(name string) []sagehost.InferenceComponentPlacement {
+// observedCopies is what hosting observes of a component's copies.
+type observedCopies struct {
+	healthy   int                                    // copies that pass /ping
+	placement []sagehost.InferenceComponentPlacement // healthy copies per instance type
+}
+
+// observeCopies counts a component's healthy copies, in all and per
+// instance type.
+func (c *controller) observeCopies(name string) observedCopies {
+	var obs observedCopies
 	counts := map[string]int{}
-	for _, cp := range c.copiesOf(name) {
-		if cp.Phase == phaseHealthy {
-			if h := c.hostByID(cp.host); h != nil {
-				counts[h.InstanceType]++
-			}
+	for _, cp := range c.instances {
+		if cp.component != name || cp.Phase != phaseHealthy {
+			continue
+		}
+		obs.healthy++
+		if h := c.hostByID(cp.host); h != nil {
+			counts[h.InstanceType]++
 		}
 	}
-	var out []sagehost.InferenceComponentPlacement
 	for t, n := range counts {
-		out = append(out, sagehost.InferenceComponentPlacement{InstanceType: t, CurrentCopyCount: n})
+		obs.placement = append(obs.placement, sagehost.InferenceComponentPlacement{InstanceType: t, CurrentCopyCount: n})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].InstanceType < out[j].InstanceType })
-	return out
+	sort.Slice(obs.placement, func(i, j int) bool { return obs.placement[i].InstanceType < obs.placement[j].InstanceType })
+	return obs
 }
 
 // recordComponent writes a component's observed state and a change, if the
 // control plane has not changed the component meanwhile.
 func (c *controller) recordComponent(ctx context.Context, comp *control.InferenceComponent, change componentChange) {
+	c.record(ctx, comp, change, c.observeCopies(comp.Record.Name))
+}
+
+// record is recordComponent with the copies observed already.
+func (c *controller) record(ctx context.Context, comp *control.InferenceComponent, change componentChange, obs observedCopies) {
 	want := comp.Record.Status
 	curID := comp.State.Current.ID
-	healthy := 0
-	for _, cp := range c.copiesOf(comp.Record.Name) {
-		if cp.Phase == phaseHealthy {
-			healthy++
-		}
-	}
-	placement := c.placementOf(comp.Record.Name)
 	rec, err := c.m.cfg.Store.Update(ctx, sagehost.KindInferenceComponent, comp.Record.Account, comp.Record.Region, comp.Record.Name, func(r *sagehost.Record) error {
 		st, err := control.DecodeInferenceComponentState(r)
 		if err != nil {
@@ -465,7 +480,7 @@ func (c *controller) recordComponent(ctx context.Context, comp *control.Inferenc
 		if r.Status != want || st.Current.ID != curID {
 			return errStale
 		}
-		st.CurrentCopyCount, st.PlacementStatus = healthy, placement
+		st.CurrentCopyCount, st.PlacementStatus = obs.healthy, obs.placement
 		if change.failure != nil {
 			st.FailureReason = truncate(*change.failure, 1024)
 		}

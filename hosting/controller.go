@@ -55,9 +55,14 @@ type controller struct {
 	vmetrics   map[string]*metrics.Variant
 	explainers map[string]*clarify.Explainer // by deployment id
 	comps      []control.InferenceComponent
-	published  any // signature of the last routing table
-	status     string
-	state      *sagehost.EndpointState
+	// hostList caches componentHosts(hostsOf), the serving deployment's
+	// hosts (hostsOK: it was worked out).
+	hostList  []host
+	hostsOf   *sagehost.Deployment
+	hostsOK   bool
+	published any // signature of the last routing table
+	status    string
+	state     *sagehost.EndpointState
 	// bg tracks goroutines that start or stop instances, so that shutdown
 	// can wait until none is left running untracked.
 	bg sync.WaitGroup
