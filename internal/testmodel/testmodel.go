@@ -64,9 +64,7 @@ package testmodel
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -74,17 +72,16 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sagehost/sagehost/modelserver/httprec"
 	"github.com/sagehost/sagehost/modelserver/mms"
+	"github.com/sagehost/sagehost/modelserver/runner"
 )
 
 // Environment variables the test model reads.
@@ -93,7 +90,7 @@ const (
 	EnvPingDelay     = "TESTMODEL_PING_DELAY"
 	EnvExitAtStart   = "TESTMODEL_EXIT_AT_START"
 	EnvIgnoreSIGTERM = "TESTMODEL_IGNORE_SIGTERM"
-	EnvBindToPort    = "SAGEMAKER_BIND_TO_PORT"
+	EnvBindToPort    = runner.EnvBindToPort
 	EnvModelDir      = "SM_MODEL_DIR"
 	EnvContainer     = "TESTMODEL_CONTAINER"
 	// EnvMultiModel is "true" for a container of a multi-model endpoint.
@@ -104,7 +101,7 @@ const (
 
 const (
 	// DefaultPort is the port of a container that gets no SAGEMAKER_BIND_TO_PORT.
-	DefaultPort = 8080
+	DefaultPort = runner.DefaultPort
 	// DefaultModelDir is where SageMaker puts the model data in a container.
 	DefaultModelDir = "/opt/ml/model"
 	// HeaderCustomAttributes is echoed back as "echo:" + its value.
@@ -150,13 +147,11 @@ type Config struct {
 func ConfigFromEnv() (Config, error) {
 	cfg := Config{Name: os.Getenv(EnvName), Port: DefaultPort, Log: os.Stdout, Container: os.Getenv(EnvContainer),
 		MultiModel: strings.EqualFold(os.Getenv(EnvMultiModel), "true")}
-	if v := os.Getenv(EnvBindToPort); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil || p <= 0 || p > 65535 {
-			return cfg, fmt.Errorf("invalid %s %q", EnvBindToPort, v)
-		}
-		cfg.Port = p
+	p, err := runner.Port()
+	if err != nil {
+		return cfg, err
 	}
+	cfg.Port = p
 	if v := os.Getenv(EnvPingDelay); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -207,45 +202,38 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "testmodel:", err)
 		return 1
 	}
-	addr := net.JoinHostPort("0.0.0.0", strconv.Itoa(cfg.Port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "testmodel:", err)
-		return 1
-	}
-	srv := &http.Server{Handler: NewHandler(cfg), ReadHeaderTimeout: 30 * time.Second}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for sig := range sigs {
-			if sig == syscall.SIGTERM && os.Getenv(EnvIgnoreSIGTERM) == "1" {
-				fmt.Fprintln(os.Stdout, "testmodel: ignoring SIGTERM as asked")
-				continue
+	return runner.Serve(cfg.Port, runner.Options{
+		Handler:         NewHandler(cfg),
+		ShutdownTimeout: 5 * time.Second,
+		Log:             serverLog{cfg},
+		IgnoreSIGTERM: func() bool {
+			if os.Getenv(EnvIgnoreSIGTERM) != "1" {
+				return false
 			}
-			fmt.Fprintf(os.Stdout, "testmodel: received %v, shutting down\n", sig)
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			srv.Shutdown(ctx)
-			cancel()
-			return
-		}
-	}()
+			fmt.Fprintln(os.Stdout, "testmodel: ignoring SIGTERM as asked")
+			return true
+		},
+	})
+}
 
+// serverLog writes the server's start, stop and failures.
+type serverLog struct{ cfg Config }
+
+func (l serverLog) Serving(addr string, ln net.Listener) {
 	mode := ""
-	if cfg.MultiModel {
+	if l.cfg.MultiModel {
 		mode = ", multi-model"
 	}
-	fmt.Fprintf(os.Stdout, "testmodel: %q listening on %s (pid %d%s)\n", cfg.Name, addr, os.Getpid(), mode)
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, "testmodel:", err)
-		return 1
-	}
-	<-done
-	fmt.Fprintln(os.Stdout, "testmodel: stopped")
-	return 0
+	fmt.Fprintf(os.Stdout, "testmodel: %q listening on %s (pid %d%s)\n", l.cfg.Name, addr, os.Getpid(), mode)
 }
+
+func (serverLog) ShuttingDown(sig os.Signal) {
+	fmt.Fprintf(os.Stdout, "testmodel: received %v, shutting down\n", sig)
+}
+
+func (serverLog) Stopped() { fmt.Fprintln(os.Stdout, "testmodel: stopped") }
+
+func (serverLog) Failed(what string, err error) { fmt.Fprintln(os.Stderr, "testmodel:", err) }
 
 // Knobs are the per-request behaviour knobs, read from the "testmodel"
 // member of a JSON request body.

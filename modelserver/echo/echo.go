@@ -6,17 +6,15 @@ package echo
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/sagehost/sagehost/modelserver/runner"
 )
 
 var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -48,29 +46,24 @@ func Handler() http.Handler {
 }
 
 // Main serves on 0.0.0.0:$SAGEMAKER_BIND_TO_PORT (8080 by default) until
-// SIGTERM or SIGINT.
+// SIGTERM or SIGINT, and returns once the server has shut down; it exits 1
+// if it cannot start.
 func Main() {
-	port := os.Getenv("SAGEMAKER_BIND_TO_PORT")
-	if port == "" {
-		port = "8080"
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("0.0.0.0", port))
+	port, err := runner.Port()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "echo:", err)
 		os.Exit(1)
 	}
-	srv := &http.Server{Handler: Handler(), ReadHeaderTimeout: 30 * time.Second}
-	go func() {
-		sigs := make(chan os.Signal, 1)
-		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-		<-sigs
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-	fmt.Printf("echo: listening on %s\n", ln.Addr())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		fmt.Fprintln(os.Stderr, "echo:", err)
-		os.Exit(1)
+	if code := runner.Serve(port, runner.Options{Handler: Handler(), ShutdownTimeout: 5 * time.Second, Log: logger{}}); code != 0 {
+		os.Exit(code)
 	}
 }
+
+// logger writes what the echo server always wrote: where it listens, and
+// errors.
+type logger struct{}
+
+func (logger) Serving(addr string, ln net.Listener) { fmt.Printf("echo: listening on %s\n", ln.Addr()) }
+func (logger) ShuttingDown(os.Signal)               {}
+func (logger) Stopped()                             {}
+func (logger) Failed(what string, err error)        { fmt.Fprintln(os.Stderr, "echo:", err) }

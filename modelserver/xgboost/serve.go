@@ -1,7 +1,6 @@
 package xgboost
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,25 +10,24 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sagehost/sagehost/internal/mediatype"
 	"github.com/sagehost/sagehost/modelserver/httprec"
 	"github.com/sagehost/sagehost/modelserver/mms"
+	"github.com/sagehost/sagehost/modelserver/runner"
 )
 
 // Environment variables the server reads. All but the first two are
 // conventions of SageMaker's XGBoost container, set through the model's
 // Environment.
 const (
-	EnvModelDir         = "SM_MODEL_DIR"           // default /opt/ml/model
-	EnvBindToPort       = "SAGEMAKER_BIND_TO_PORT" // default 8080
-	EnvMultiModel       = "SAGEMAKER_MULTI_MODEL"  // "true": the multi-model API
+	EnvModelDir         = "SM_MODEL_DIR"          // default /opt/ml/model
+	EnvBindToPort       = runner.EnvBindToPort    // default 8080
+	EnvMultiModel       = "SAGEMAKER_MULTI_MODEL" // "true": the multi-model API
 	EnvInferenceOutput  = "SAGEMAKER_INFERENCE_OUTPUT"
 	EnvDefaultAccept    = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 	EnvBatch            = "SAGEMAKER_BATCH"
@@ -40,7 +38,7 @@ const (
 	// DefaultModelDir is where SageMaker extracts the model data.
 	DefaultModelDir = "/opt/ml/model"
 	// DefaultPort is the port of a container that gets no SAGEMAKER_BIND_TO_PORT.
-	DefaultPort = 8080
+	DefaultPort = runner.DefaultPort
 	// DefaultMaxContentLength is the container's default MAX_CONTENT_LENGTH.
 	DefaultMaxContentLength = 6 * 1024 * 1024
 )
@@ -354,14 +352,10 @@ func Main() {
 
 func run() int {
 	log := slog.New(slog.NewTextHandler(os.Stdout, nil)).With("server", "xgboost")
-	port := DefaultPort
-	if v := os.Getenv(EnvBindToPort); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil || p <= 0 || p > 65535 {
-			log.Error("invalid "+EnvBindToPort, "value", v)
-			return 1
-		}
-		port = p
+	port, err := runner.Port()
+	if err != nil {
+		log.Error("invalid "+EnvBindToPort, "value", os.Getenv(EnvBindToPort))
+		return 1
 	}
 	cfg, err := ConfigFromEnv()
 	if err != nil {
@@ -414,32 +408,22 @@ func warnSelectable(cfg Config, m *Model) {
 
 // serve serves h until SIGTERM or SIGINT.
 func serve(log *slog.Logger, port int, h http.Handler, attrs []any) int {
-	addr := net.JoinHostPort("0.0.0.0", strconv.Itoa(port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		log.Error("cannot listen", "error", err)
-		return 1
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
-
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sig := <-sigs
-		log.Info("shutting down", "signal", sig.String())
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}()
-
-	log.Info("serving", append([]any{"addr", addr, "pid", os.Getpid()}, attrs...)...)
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		log.Error("serving failed", "error", err)
-		return 1
-	}
-	<-done
-	log.Info("stopped")
-	return 0
+	return runner.Serve(port, runner.Options{Handler: h, ShutdownTimeout: 10 * time.Second, Log: serverLog{log, attrs}})
 }
+
+// serverLog writes the server's start, stop and failures to its log;
+// attrs describe the model in the line that says it serves.
+type serverLog struct {
+	log   *slog.Logger
+	attrs []any
+}
+
+func (l serverLog) Serving(addr string, ln net.Listener) {
+	l.log.Info("serving", append([]any{"addr", addr, "pid", os.Getpid()}, l.attrs...)...)
+}
+
+func (l serverLog) ShuttingDown(sig os.Signal) { l.log.Info("shutting down", "signal", sig.String()) }
+
+func (l serverLog) Stopped() { l.log.Info("stopped") }
+
+func (l serverLog) Failed(what string, err error) { l.log.Error(what, "error", err) }
