@@ -104,6 +104,22 @@ type ContainerDefinition struct {
 	} `json:"MultiModelConfig,omitempty"`
 }
 
+// IsMultiModel reports whether the container serves a multi-model
+// endpoint (Mode MultiModel).
+func (c *ContainerDefinition) IsMultiModel() bool {
+	return strings.EqualFold(c.Mode, "MultiModel")
+}
+
+// ModelDataURI returns where the container's model data is:
+// ModelDataSource's S3Uri when it has an S3DataSource, else ModelDataUrl
+// (for a multi-model container, the prefix of its TargetModels).
+func (c *ContainerDefinition) ModelDataURI() string {
+	if c.ModelDataSource != nil && c.ModelDataSource.S3DataSource != nil {
+		return c.ModelDataSource.S3DataSource.S3Uri
+	}
+	return c.ModelDataUrl
+}
+
 // ModelDataSource is the structured alternative to ModelDataUrl.
 type ModelDataSource struct {
 	S3DataSource *S3DataSource `json:"S3DataSource,omitempty"`
@@ -125,6 +141,16 @@ type EndpointConfigSpec struct {
 	AsyncInferenceConfig     json.RawMessage     `json:"AsyncInferenceConfig,omitempty"`
 	ExplainerConfig          json.RawMessage     `json:"ExplainerConfig,omitempty"`
 	ExecutionRoleArn         string              `json:"ExecutionRoleArn,omitempty"`
+}
+
+// Variant returns the production variant called name, or nil.
+func (s *EndpointConfigSpec) Variant(name string) *ProductionVariant {
+	for i := range s.ProductionVariants {
+		if s.ProductionVariants[i].VariantName == name {
+			return &s.ProductionVariants[i]
+		}
+	}
+	return nil
 }
 
 // ProductionVariant is one variant of an endpoint config.

@@ -210,10 +210,8 @@ func (c *controller) deployment(id string) *sagehost.Deployment {
 }
 
 func (c *controller) startupTimeout(d *sagehost.Deployment, variant string) time.Duration {
-	for _, v := range d.Config.ProductionVariants {
-		if v.VariantName == variant && v.ContainerStartupHealthCheckTimeoutInSeconds != nil {
-			return time.Duration(*v.ContainerStartupHealthCheckTimeoutInSeconds) * time.Second
-		}
+	if v := d.Config.Variant(variant); v != nil && v.ContainerStartupHealthCheckTimeoutInSeconds != nil {
+		return time.Duration(*v.ContainerStartupHealthCheckTimeoutInSeconds) * time.Second
 	}
 	return c.m.cfg.StartupTimeout
 }
@@ -418,10 +416,8 @@ func (c *controller) publish() {
 	if d := c.state.Serving; d != nil && (c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating) {
 		for _, v := range d.Variants {
 			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight, Metrics: c.variantMetrics(v.VariantName), Capture: c.captureOf(d), Explainer: c.explainerOf(d)}
-			for _, pv := range d.Config.ProductionVariants {
-				if pv.VariantName == v.VariantName && pv.RoutingConfig != nil {
-					iv.Strategy = pv.RoutingConfig.RoutingStrategy
-				}
+			if pv := d.Config.Variant(v.VariantName); pv != nil && pv.RoutingConfig != nil {
+				iv.Strategy = pv.RoutingConfig.RoutingStrategy
 			}
 			if m, ok := d.Models[v.ModelName]; !ok {
 				t.ComponentHost = true
@@ -459,14 +455,11 @@ func (c *controller) routingOf(d *sagehost.Deployment, v *sagehost.VariantState,
 			iv.Mode = m.InferenceExecutionConfig.Mode
 		}
 	}
-	if len(containers) == 0 || !isMultiModel(containers[0]) {
+	if len(containers) == 0 || !containers[0].IsMultiModel() {
 		return
 	}
 	cdef := containers[0]
-	prefix := cdef.ModelDataUrl
-	if cdef.ModelDataSource != nil && cdef.ModelDataSource.S3DataSource != nil {
-		prefix = cdef.ModelDataSource.S3DataSource.S3Uri
-	}
+	prefix := cdef.ModelDataURI()
 	mm := &invoke.MultiModel{Root: c.m.cfg.ModelData.Root()}
 	if cdef.MultiModelConfig != nil && cdef.MultiModelConfig.ModelCacheSetting == "Disabled" {
 		mm.CacheDisabled = true
@@ -584,10 +577,8 @@ func (c *controller) fetch(ctx context.Context, f fetchReq) {
 	v := d.Variant(f.Variant)
 	model := d.Models[v.ModelName]
 	timeout := DefaultFetchTimeout
-	for _, pv := range d.Config.ProductionVariants {
-		if pv.VariantName == f.Variant && pv.ModelDataDownloadTimeoutInSeconds != nil {
-			timeout = time.Duration(*pv.ModelDataDownloadTimeoutInSeconds) * time.Second
-		}
+	if pv := d.Config.Variant(f.Variant); pv != nil && pv.ModelDataDownloadTimeoutInSeconds != nil {
+		timeout = time.Duration(*pv.ModelDataDownloadTimeoutInSeconds) * time.Second
 	}
 	c.fetchModelData(ctx, f.Key, model, f.Container, fmt.Sprintf("variant %q", f.Variant), timeout)
 }
@@ -673,7 +664,7 @@ func (c *controller) spec(inst *instance) (sagehost.InstanceSpec, bool) {
 			image, args = c.m.cfg.ResolveImage(cdef.Image)
 		}
 		env, modelsDir := cdef.Environment, ""
-		if isMultiModel(cdef) {
+		if cdef.IsMultiModel() {
 			env = maps.Clone(env)
 			if env == nil {
 				env = map[string]string{}
@@ -829,7 +820,7 @@ func (c *controller) watch(ctx context.Context, inst *instance) {
 		}
 		route.Containers = append(route.Containers, invoke.NewContainer(name, addr, stream))
 	}
-	if model != nil && len(model.ContainerList()) > 0 && isMultiModel(model.ContainerList()[0]) {
+	if model != nil && len(model.ContainerList()) > 0 && model.ContainerList()[0].IsMultiModel() {
 		route.EnableMultiModel(c.m.cfg.Metrics.LoadedModels(c.key, inst.Variant, inst.ID))
 		if outlivesSagehost(inst.backend) { // containers see the models root at /opt/ml/models
 			route.ModelsMount = "/opt/ml/models"

@@ -3,7 +3,6 @@ package hosting
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/sagehost/sagehost"
@@ -277,14 +276,10 @@ func isRestartable(status string, st *sagehost.EndpointState, deployment string,
 // it starts: not for a multi-model container, whose ModelDataUrl is a
 // prefix of archives fetched per TargetModel.
 func hasModelData(c sagehost.ContainerDefinition) bool {
-	if isMultiModel(c) {
+	if c.IsMultiModel() {
 		return false
 	}
 	return c.ModelDataUrl != "" || (c.ModelDataSource != nil && c.ModelDataSource.S3DataSource != nil)
-}
-
-func isMultiModel(c sagehost.ContainerDefinition) bool {
-	return strings.EqualFold(c.Mode, "MultiModel")
 }
 
 // surplus picks n instances to stop: the least useful first (not yet
