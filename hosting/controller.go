@@ -813,10 +813,10 @@ func (c *controller) watch(ctx context.Context, inst *instance) {
 		}
 	}
 	for i, addr := range inst.handle.Addrs {
-		name, stream := "primary", inst.Variant+"/"+inst.ID
+		name, stream := "primary", logstream.StreamName(inst.Variant, inst.ID, "")
 		if model != nil && len(model.ContainerList()) > 1 {
 			name = containerName(*model, i)
-			stream += "/" + name
+			stream = logstream.StreamName(inst.Variant, inst.ID, name)
 		}
 		route.Containers = append(route.Containers, invoke.NewContainer(name, addr, stream))
 	}
@@ -869,13 +869,19 @@ func (c *controller) exited(inst *instance, st sagehost.ExitStatus) {
 	c.backoff(inst, reason)
 }
 
-// lastOutput quotes the end of an instance's log for a FailureReason.
+// lastOutput quotes the end of an instance's log (its first container's)
+// for a FailureReason.
 func (c *controller) lastOutput(inst *instance) string {
-	spec, ok := c.spec(inst)
-	if !ok || len(spec.Containers) == 0 {
+	model, _, _, ok := c.modelOf(inst)
+	containers := model.ContainerList()
+	if !ok || len(containers) == 0 {
 		return ""
 	}
-	tail := logstream.Tail(spec.Containers[0].LogPath, 5, 400)
+	name := ""
+	if len(containers) > 1 {
+		name = containerName(model, 0)
+	}
+	tail := logstream.Tail(logstream.Path(c.m.cfg.LogDir, c.key, inst.Variant, inst.ID, name), 5, 400)
 	if tail == "" {
 		return " It printed nothing."
 	}

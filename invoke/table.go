@@ -12,6 +12,7 @@ import (
 
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/clarify"
+	"github.com/sagehost/sagehost/logstream"
 	"github.com/sagehost/sagehost/metrics"
 )
 
@@ -59,7 +60,7 @@ type Instance struct {
 // NewInstance returns an instance of one container that starts out
 // unhealthy.
 func NewInstance(id, variant, addr string) *Instance {
-	return &Instance{ID: id, Variant: variant, Containers: []Container{NewContainer("primary", addr, variant+"/"+id)}}
+	return &Instance{ID: id, Variant: variant, Containers: []Container{NewContainer("primary", addr, logstream.StreamName(variant, id, ""))}}
 }
 
 // SetHealthy takes the instance in or out of routing.

@@ -26,13 +26,19 @@ func groupDir(root string, key sagehost.EndpointKey) string {
 	return filepath.Join(root, key.Account, key.Region, "aws", "sagemaker", "Endpoints", key.Name)
 }
 
+// StreamName returns the name of an instance's log stream:
+// VARIANT/INSTANCE-ID, plus /CONTAINER for a container of a
+// multi-container model (container "" for a lone container).
+func StreamName(variant, instanceID, container string) string {
+	if container == "" {
+		return variant + "/" + instanceID
+	}
+	return variant + "/" + instanceID + "/" + container
+}
+
 // Path returns the file of one log stream.
 func Path(root string, key sagehost.EndpointKey, variant, instanceID, container string) string {
-	p := filepath.Join(groupDir(root, key), variant, instanceID)
-	if container != "" {
-		p = filepath.Join(p, container)
-	}
-	return p + ".log"
+	return filepath.Join(groupDir(root, key), filepath.FromSlash(StreamName(variant, instanceID, container))) + ".log"
 }
 
 // Stream is one log stream of an endpoint.

@@ -83,3 +83,34 @@ func TestWriteTailThenFollow(t *testing.T) {
 		t.Fatalf("wrote %q, want %q", got, want)
 	}
 }
+
+// TestListNamesStreamsAsStreamName: a stream's file (Path) is listed under
+// the name StreamName gives it, for one container and for several.
+func TestListNamesStreamsAsStreamName(t *testing.T) {
+	root := t.TempDir()
+	key := sagehost.EndpointKey{Account: "111111111111", Region: "us-east-1", Name: "ep"}
+	want := map[string]bool{}
+	for _, container := range []string{"", "c1"} {
+		p := Path(root, key, "v", "i-"+container, container)
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		want[StreamName("v", "i-"+container, container)] = true
+	}
+	streams, err := List(root, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range streams {
+		if !want[s.Name] {
+			t.Errorf("listed stream %q, want one of %v", s.Name, want)
+		}
+		delete(want, s.Name)
+	}
+	if len(want) > 0 {
+		t.Errorf("streams not listed: %v", want)
+	}
+}
