@@ -1,12 +1,9 @@
 package clarify
 
 import (
-	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -55,20 +52,15 @@ func newOutputReader(ic *InferenceConfig) (*outputReader, error) {
 func outputRows(body []byte, format string) ([]any, error) {
 	switch format {
 	case mimeCSV:
-		r := csv.NewReader(bytes.NewReader(body))
-		r.FieldsPerRecord = -1
-		r.LazyQuotes = true
+		recs, err := readCSV(body)
+		if err != nil {
+			return nil, fmt.Errorf("the model's CSV answer does not parse at row %d: %v", len(recs)+1, err)
+		}
 		var rows []any
-		for {
-			fields, err := r.Read()
-			if err == io.EOF {
-				return rows, nil
-			}
-			if err != nil {
-				return nil, fmt.Errorf("the model's CSV answer does not parse at row %d: %v", len(rows)+1, err)
-			}
+		for _, fields := range recs {
 			rows = append(rows, fields)
 		}
+		return rows, nil
 	case mimeJSONLines:
 		lines := jsonLines(body)
 		rows := make([]any, len(lines))

@@ -109,28 +109,41 @@ func parseRecords(body []byte, contentType string, features jmespath.JMESPath) (
 }
 
 func parseCSVRecords(body []byte) ([][]value, error) {
+	recs, err := readCSV(body)
+	if err != nil {
+		return nil, fmt.Errorf("reading CSV record %d: %v", len(recs)+1, err)
+	}
+	if len(recs) == 0 {
+		return nil, errors.New("no records")
+	}
+	out := make([][]value, len(recs))
+	for r, fields := range recs {
+		out[r] = make([]value, len(fields))
+		for i, f := range fields {
+			out[r][i] = csvValue(f)
+		}
+	}
+	return out, nil
+}
+
+// readCSV reads a CSV body's records, leniently: records may have any
+// number of fields, and quotes need not be balanced. On a parse error it
+// returns the records before the bad one with the error.
+func readCSV(body []byte) ([][]string, error) {
 	r := csv.NewReader(bytes.NewReader(body))
 	r.FieldsPerRecord = -1
 	r.LazyQuotes = true
-	var out [][]value
+	var recs [][]string
 	for {
 		fields, err := r.Read()
 		if err == io.EOF {
-			break
+			return recs, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading CSV record %d: %v", len(out)+1, err)
+			return recs, err
 		}
-		row := make([]value, len(fields))
-		for i, f := range fields {
-			row[i] = csvValue(f)
-		}
-		out = append(out, row)
+		recs = append(recs, fields)
 	}
-	if len(out) == 0 {
-		return nil, errors.New("no records")
-	}
-	return out, nil
 }
 
 // jsonLines splits a JSON Lines body into its non-blank lines.

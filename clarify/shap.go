@@ -232,19 +232,16 @@ func binom(n, k int) float64 {
 
 func logit(p float64) float64 { return math.Log(p / (1 - p)) }
 
-// solveKernelSHAP computes the attributions of the m varying features for
-// each of d outputs: ey are the linked coalition averages (n×d), fx and
-// fnull the linked f(x) and E[f(baseline)]. It returns m×d.
+// solveKernelSHAP computes the attributions of the m ≥ 2 varying features
+// of makeCoalitions for each of d outputs: ey are the linked coalition
+// averages (n×d), fx and fnull the linked f(x) and E[f(baseline)]. It
+// returns m×d.
 func solveKernelSHAP(c *coalitions, ey [][]float64, fx, fnull []float64) [][]float64 {
 	m, d := c.m, len(fx)
 	phi := make([][]float64, m)
 	total := make([]float64, d)
 	for j := range total {
 		total[j] = fx[j] - fnull[j]
-	}
-	if m == 1 {
-		phi[0] = total
-		return phi
 	}
 	// Eliminate the last feature: φ_last = total − Σ others. The regression
 	// rows are x_k[i] = z_k[i] − z_k[last], y_k = ey_k − fnull − z_k[last]·total.
@@ -320,14 +317,16 @@ func (s scoring) mean(rows [][]float64) []float64 {
 	return m
 }
 
-func (s scoring) link(what string, v []float64) ([]float64, error) {
+// link applies the link function to v; what names v in the error, and is
+// called only to write one.
+func (s scoring) link(v []float64, what func() string) ([]float64, error) {
 	if !s.useLogit {
 		return v, nil
 	}
 	out := make([]float64, len(v))
 	for i, p := range v {
 		if !(p > 0 && p < 1) {
-			return nil, modelOutput("UseLogit needs probabilities strictly between 0 and 1, but %s is %v", what, p)
+			return nil, modelOutput("UseLogit needs probabilities strictly between 0 and 1, but %s is %v", what(), p)
 		}
 		out[i] = logit(p)
 	}
@@ -343,7 +342,7 @@ func (e *Explainer) attribute(jobs []*job, scores [][]float64, nb, nf int) error
 			return modelOutput("the model answered %d scores for synthetic record %d but %d for the first", len(s), r+1, sc.d)
 		}
 	}
-	fnull, err := sc.link("the mean prediction on the baseline", sc.mean(scores[:nb]))
+	fnull, err := sc.link(sc.mean(scores[:nb]), func() string { return "the mean prediction on the baseline" })
 	if err != nil {
 		return err
 	}
@@ -374,7 +373,7 @@ func (j *job) solve(scores [][]float64, nb, nf int, fnull []float64, sc scoring)
 	if len(j.fx) != sc.d {
 		return modelOutput("the model answered %d scores for record %d but %d for the synthetic records", len(j.fx), j.record+1, sc.d)
 	}
-	fx, err := sc.link(fmt.Sprintf("the prediction for record %d", j.record+1), j.fx)
+	fx, err := sc.link(j.fx, func() string { return fmt.Sprintf("the prediction for record %d", j.record+1) })
 	if err != nil {
 		return err
 	}
@@ -390,10 +389,10 @@ func (j *job) solve(scores [][]float64, nb, nf int, fnull []float64, sc scoring)
 		}
 	default:
 		ey := make([][]float64, j.coal.n)
+		what := func() string { return fmt.Sprintf("the mean prediction of a coalition of record %d", j.record+1) }
 		for k := range ey {
 			start := j.start + k*nb
-			what := fmt.Sprintf("the mean prediction of a coalition of record %d", j.record+1)
-			if ey[k], err = sc.link(what, sc.mean(scores[start:start+nb])); err != nil {
+			if ey[k], err = sc.link(sc.mean(scores[start:start+nb]), what); err != nil {
 				return err
 			}
 		}

@@ -269,6 +269,20 @@ func TestUseLogit(t *testing.T) {
 	}
 }
 
+func TestLinkNamesTheValueOnlyOnError(t *testing.T) {
+	calls := 0
+	what := func() string { calls++; return "the mean prediction of a coalition of record 3" }
+	sc := scoring{d: 2, useLogit: true}
+	if v, err := sc.link([]float64{0.5, 0.25}, what); err != nil || v[0] != 0 || calls != 0 {
+		t.Errorf("link = %v, %v after %d calls of what", v, err, calls)
+	}
+	_, err := sc.link([]float64{0.5, 1}, what)
+	if want := "UseLogit needs probabilities strictly between 0 and 1, but the mean prediction of a coalition of record 3 is 1"; err == nil ||
+		KindOf(err) != KindModelOutput || !strings.Contains(err.Error(), want) || calls != 1 {
+		t.Errorf("link of 1: %v after %d calls of what, want a model output error containing %q", err, calls, want)
+	}
+}
+
 func TestMultiLabel(t *testing.T) {
 	base, recs := cut(testBase, 4), cut(testRecs, 4)
 	e := newExplainer(t, baselineConfig(csvRows(base), "", `,"InferenceConfig":{"LabelHeaders":["a","b","c"]}`), nil)
