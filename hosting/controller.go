@@ -464,11 +464,10 @@ func (c *controller) routingOf(d *sagehost.Deployment, v *sagehost.VariantState,
 	if cdef.MultiModelConfig != nil && cdef.MultiModelConfig.ModelCacheSetting == "Disabled" {
 		mm.CacheDisabled = true
 	}
-	if t, ok := instancetype.Lookup(v.InstanceType); ok {
+	if c.m.cfg.MultiModelBudget > 0 {
+		mm.BudgetBytes = c.m.cfg.MultiModelBudget
+	} else if t, ok := instancetype.Lookup(v.InstanceType); ok {
 		mm.BudgetBytes = t.MemoryBytes() * 9 / 10 // leave a tenth for the container's own needs
-	}
-	if c.m.cfg.MultiModelBudget != nil {
-		mm.BudgetBytes = c.m.cfg.MultiModelBudget(v.InstanceType, mm.BudgetBytes)
 	}
 	data := c.m.cfg.ModelData
 	mm.Fetch = func(ctx context.Context, target string) (string, int64, error) {

@@ -88,10 +88,10 @@ type Config struct {
 	// ResolveImage maps a model's Image to the executable and arguments
 	// that run it (built-in model servers); nil runs every Image as is.
 	ResolveImage func(image string) (exe string, args []string)
-	// MultiModelBudget, when set, gives the model memory budget of an
-	// instance of a multi-model endpoint from its instance type and the
-	// default (90 % of the type's memory).
-	MultiModelBudget func(instanceType string, def int64) int64
+	// MultiModelBudget bounds the sizes of the models loaded in one
+	// instance of a multi-model endpoint; 0 means 90 % of the instance
+	// type's memory.
+	MultiModelBudget int64
 	// OnInService is called when an endpoint becomes InService.
 	OnInService func(key sagehost.EndpointKey)
 }

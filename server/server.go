@@ -217,25 +217,20 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Info("GPUs for instances of GPU types", "devices", gpus.Devices())
 	}
 	s.hosting = hosting.New(hosting.Config{
-		Store:          s.store,
-		Backends:       []sagehost.Backend{backend, containers},
-		ChooseBackend:  chooseBackend,
-		ModelData:      modelData{fetcher},
-		Router:         s.router,
-		Metrics:        s.metrics,
-		Capture:        s.capture,
-		GPUs:           gpus,
-		LogDir:         filepath.Join(cfg.DataDir, "logs"),
-		Logger:         cfg.Logger,
-		StartupTimeout: cfg.StartupTimeout,
-		ResolveImage:   resolveImage,
-		MultiModelBudget: func(_ string, def int64) int64 {
-			if cfg.ModelCacheBytes > 0 {
-				return cfg.ModelCacheBytes
-			}
-			return def
-		},
-		OnInService: s.announce,
+		Store:            s.store,
+		Backends:         []sagehost.Backend{backend, containers},
+		ChooseBackend:    chooseBackend,
+		ModelData:        modelData{fetcher},
+		Router:           s.router,
+		Metrics:          s.metrics,
+		Capture:          s.capture,
+		GPUs:             gpus,
+		LogDir:           filepath.Join(cfg.DataDir, "logs"),
+		Logger:           cfg.Logger,
+		StartupTimeout:   cfg.StartupTimeout,
+		ResolveImage:     resolveImage,
+		MultiModelBudget: cfg.ModelCacheBytes,
+		OnInService:      s.announce,
 	})
 	svc := &control.Service{Store: s.store, Notifier: s.hosting, Logger: cfg.Logger}
 	handler := &api.Handler{
