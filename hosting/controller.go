@@ -585,9 +585,8 @@ func (c *controller) fetch(ctx context.Context, f fetchReq) {
 // fetchModelData fetches one container's model data in the background,
 // recording the outcome under key.
 func (c *controller) fetchModelData(ctx context.Context, key string, model sagehost.ModelSpec, container int, of string, timeout time.Duration) {
-	f := struct{ Key string }{key}
 	cdef := model.ContainerList()[container]
-	c.fetches[f.Key] = fetchView{}
+	c.fetches[key] = fetchView{}
 	name := containerName(model, container)
 	go func() {
 		fctx, cancel := context.WithTimeout(ctx, timeout)
@@ -596,11 +595,11 @@ func (c *controller) fetchModelData(ctx context.Context, key string, model sageh
 		c.post(ctx, func() {
 			if err != nil {
 				c.log.Warn("fetch model data", "of", of, "container", name, "err", err)
-				c.fetches[f.Key] = fetchView{Done: true, Err: fmt.Sprintf("Failed to download model data for container %q of %s: %v", name, of, err)}
+				c.fetches[key] = fetchView{Done: true, Err: fmt.Sprintf("Failed to download model data for container %q of %s: %v", name, of, err)}
 				return
 			}
-			c.fetches[f.Key] = fetchView{Done: true}
-			c.dirs[f.Key] = dir
+			c.fetches[key] = fetchView{Done: true}
+			c.dirs[key] = dir
 		})
 	}()
 }
@@ -802,7 +801,7 @@ func (c *controller) started(ctx context.Context, inst *instance, h *sagehost.In
 
 // watch starts the instance's health monitor and builds its routing entry.
 func (c *controller) watch(ctx context.Context, inst *instance) {
-	route := &invoke.Instance{ID: inst.ID, Variant: inst.Variant}
+	route := &invoke.Instance{ID: inst.ID}
 	var model *sagehost.ModelSpec
 	if d := c.deployment(inst.Deployment); d != nil {
 		if v := d.Variant(inst.Variant); v != nil {

@@ -46,7 +46,6 @@ func containerURL(addr, path string) *url.URL {
 // and in-flight count are atomics so that the hot path takes no lock.
 type Instance struct {
 	ID         string
-	Variant    string
 	Containers []Container
 	// ModelsMount is where a multi-model container sees the host directory
 	// of fetched models ("" when it sees host paths as they are).
@@ -57,10 +56,10 @@ type Instance struct {
 	models   *modelSet // multi-model instances: the models loaded in it
 }
 
-// NewInstance returns an instance of one container that starts out
-// unhealthy.
+// NewInstance returns an instance of one container (its log stream that
+// of the instance in the variant) that starts out unhealthy.
 func NewInstance(id, variant, addr string) *Instance {
-	return &Instance{ID: id, Variant: variant, Containers: []Container{NewContainer("primary", addr, logstream.StreamName(variant, id, ""))}}
+	return &Instance{ID: id, Containers: []Container{NewContainer("primary", addr, logstream.StreamName(variant, id, ""))}}
 }
 
 // SetHealthy takes the instance in or out of routing.
@@ -68,9 +67,6 @@ func (i *Instance) SetHealthy(ok bool) { i.healthy.Store(ok) }
 
 // Healthy reports whether the instance takes traffic.
 func (i *Instance) Healthy() bool { return i.healthy.Load() }
-
-// Inflight returns the number of requests the instance is serving now.
-func (i *Instance) Inflight() int64 { return i.inflight.Load() }
 
 // Variant is a production variant in a routing table.
 type Variant struct {

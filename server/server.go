@@ -326,9 +326,6 @@ func (s *Server) URL() string {
 	return "http://" + addr
 }
 
-// Router exposes the invoke router (for tests and benchmarks).
-func (s *Server) Router() *invoke.Router { return s.router }
-
 // Wait blocks until the HTTP server stops.
 func (s *Server) Wait() error {
 	err := <-s.served
