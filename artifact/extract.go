@@ -3,6 +3,7 @@ package artifact
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -18,6 +19,13 @@ import (
 // gzipMagic starts every gzip stream.
 var gzipMagic = []byte{0x1f, 0x8b}
 
+// gzipped reports whether br's next bytes are gzipMagic (reading, not
+// consuming, them).
+func gzipped(br *bufio.Reader) bool {
+	magic, _ := br.Peek(len(gzipMagic))
+	return bytes.Equal(magic, gzipMagic)
+}
+
 // extractArchive reads a gzip-compressed tar archive from r into the stage
 // and returns the SHA-256 of all bytes of r (read to the end, at most
 // MaxArchiveBytes). uri is only used in messages.
@@ -31,7 +39,7 @@ func (s *stage) extractArchive(ctx context.Context, uri string, r io.Reader) (st
 		err:   errorf(ErrTooLarge, nil, "model data archive is larger than %d bytes (the limit); use a smaller archive or raise the limit", limit),
 	}
 	br := bufio.NewReaderSize(hr, 64<<10)
-	if magic, _ := br.Peek(2); len(magic) < 2 || magic[0] != gzipMagic[0] || magic[1] != gzipMagic[1] {
+	if !gzipped(br) {
 		if err := ctx.Err(); err != nil {
 			return "", context.Cause(ctx)
 		}

@@ -54,8 +54,7 @@ func (f *Fetcher) fetchLocal(ctx context.Context, loc *location) (string, error)
 	br := bufio.NewReader(file)
 	extract := loc.compression == CompressionGzip
 	if loc.compression == "" {
-		magic, _ := br.Peek(2)
-		extract = len(magic) == 2 && magic[0] == gzipMagic[0] && magic[1] == gzipMagic[1]
+		extract = gzipped(br)
 	}
 
 	st, err := f.newStage()

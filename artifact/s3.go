@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"path"
 	"sort"
@@ -198,7 +199,7 @@ func (f *Fetcher) downloadObjects(ctx context.Context, cl *s3.Client, loc *locat
 	// Directories are part of the tree digest, like a local copy's.
 	dirs := map[string]bool{}
 	for _, o := range objs {
-		for d := path.Dir(o.rel); d != "."; d = path.Dir(d) {
+		for d := range parentDirs(o.rel) {
 			dirs[d] = true
 		}
 	}
@@ -265,9 +266,9 @@ func (f *Fetcher) downloadObject(ctx context.Context, cl *s3.Client, loc *locati
 	// cannot overshoot it together.
 	st.bytes += o.size
 	mu.Unlock()
-	// Write into a private stage view: writeFile's byte accounting is
-	// redone here under the lock.
-	sum, n, err := st.writeFileUnlocked(ctx, o.rel, io.LimitReader(get.Body, o.size+1))
+	// createFile, not writeFile: the byte accounting is done here, under
+	// the lock.
+	sum, n, err := st.createFile(ctx, o.rel, io.LimitReader(get.Body, o.size+1), false)
 	mu.Lock()
 	defer mu.Unlock()
 	st.bytes += n - o.size
@@ -313,11 +314,23 @@ func checkPrefixEntries(objs []s3Entry, maxBytes int64) error {
 		return errorf(ErrTooLarge, nil, "the objects under the S3 prefix total %d bytes, more than the limit of %d", total, maxBytes)
 	}
 	for _, o := range objs {
-		for d := path.Dir(o.rel); d != "."; d = path.Dir(d) {
+		for d := range parentDirs(o.rel) {
 			if files[d] {
 				return errorf(ErrInvalidSource, nil, "S3 key %q is both a file and, through key %q, a directory; rename one of them", strings.TrimSuffix(o.key, o.rel)+d, o.key)
 			}
 		}
 	}
 	return nil
+}
+
+// parentDirs yields the directories above the relative path rel, nearest
+// first ("a/b/c" gives "a/b", then "a").
+func parentDirs(rel string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+			if !yield(d) {
+				return
+			}
+		}
+	}
 }

@@ -89,12 +89,6 @@ func (s *stage) writeFile(ctx context.Context, rel string, r io.Reader, exec boo
 	return sum, nil
 }
 
-// writeFileUnlocked is writeFile without the stage's accounting, for
-// parallel writers that do their own.
-func (s *stage) writeFileUnlocked(ctx context.Context, rel string, r io.Reader) ([sha256.Size]byte, int64, error) {
-	return s.createFile(ctx, rel, r, false)
-}
-
 func (s *stage) createFile(ctx context.Context, rel string, r io.Reader, exec bool) ([sha256.Size]byte, int64, error) {
 	var sum [sha256.Size]byte
 	if dir := path.Dir(rel); dir != "." {
