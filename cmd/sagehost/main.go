@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sagehost/sagehost/hosting"
+	"github.com/sagehost/sagehost/invoke"
 	"github.com/sagehost/sagehost/modelserver"
 	"github.com/sagehost/sagehost/server"
 )
@@ -117,8 +119,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Listen, "listen", envOr("SAGEHOST_LISTEN", server.DefaultListen), "HOST:PORT to listen on (env SAGEHOST_LISTEN)")
 	fs.StringVar(&cfg.DataDir, "data-dir", envOr("SAGEHOST_DATA_DIR", server.DefaultDataDir()), "directory for state, model data, instances and logs (env SAGEHOST_DATA_DIR)")
 	fs.StringVar(&cfg.CredentialsFile, "credentials", envOr("SAGEHOST_CREDENTIALS", ""), "AWS shared-credentials file of accepted keys, one profile per key with aws_access_key_id, aws_secret_access_key and aws_account_id; re-read when it changes (env SAGEHOST_CREDENTIALS). Without it, sagehost accepts the development key pair sagehost/sagehost (account 000000000000) on a loopback address only")
-	fs.DurationVar(&cfg.ModelTimeout, "model-timeout", envDuration("SAGEHOST_MODEL_TIMEOUT", 60*time.Second), "how long a model container has to answer an invocation (env SAGEHOST_MODEL_TIMEOUT)")
-	fs.DurationVar(&cfg.StartupTimeout, "startup-timeout", envDuration("SAGEHOST_STARTUP_TIMEOUT", 8*time.Minute), "how long a new container has to pass its /ping health check, unless the variant sets ContainerStartupHealthCheckTimeoutInSeconds (env SAGEHOST_STARTUP_TIMEOUT)")
+	fs.DurationVar(&cfg.ModelTimeout, "model-timeout", envDuration("SAGEHOST_MODEL_TIMEOUT", invoke.DefaultModelTimeout), "how long a model container has to answer an invocation (env SAGEHOST_MODEL_TIMEOUT)")
+	fs.DurationVar(&cfg.StartupTimeout, "startup-timeout", envDuration("SAGEHOST_STARTUP_TIMEOUT", hosting.DefaultStartupTimeout), "how long a new container has to pass its /ping health check, unless the variant sets ContainerStartupHealthCheckTimeoutInSeconds (env SAGEHOST_STARTUP_TIMEOUT)")
 	fs.StringVar(&cfg.S3EndpointURL, "s3-endpoint-url", envOr("SAGEHOST_S3_ENDPOINT_URL", ""), "S3-compatible endpoint for s3:// model data, e.g. a MinIO URL (env SAGEHOST_S3_ENDPOINT_URL); S3 credentials come from the usual AWS_* variables or shared config")
 	fs.StringVar(&cfg.S3Region, "s3-region", envOr("SAGEHOST_S3_REGION", "us-east-1"), "region of the S3 client (env SAGEHOST_S3_REGION)")
 	fs.IntVar(&cfg.PortMin, "port-min", envInt("SAGEHOST_PORT_MIN", 20000), "lowest port given to model processes (env SAGEHOST_PORT_MIN)")
