@@ -46,6 +46,7 @@ func (h *Handler) serveLogs(w http.ResponseWriter, r *http.Request) {
 		writeRuntimeError(w, h.Logger, sagehost.Errorf(sagehost.CodeValidationError, "Endpoint %s of account %s has no log streams.", name, caller.Account))
 		return
 	}
+	opt.Listed = streams
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	flusher, _ := w.(http.Flusher)

@@ -136,6 +136,9 @@ type Options struct {
 	Follow  bool   // keep writing new lines until ctx ends
 	// Poll is how often a follow looks for new lines (default 250ms).
 	Poll time.Duration
+	// Listed are the endpoint's streams as List returned them just
+	// before, for Write's first pass (nil: Write lists them).
+	Listed []Stream
 }
 
 // Write writes an endpoint's logs to w, each line prefixed with its stream
@@ -148,8 +151,11 @@ func Write(ctx context.Context, w io.Writer, flush func(), root string, key sage
 	offsets := map[string]int64{}
 	first := true
 	for {
-		streams, err := List(root, key)
-		if err != nil {
+		var streams []Stream
+		var err error
+		if first && opt.Listed != nil {
+			streams = opt.Listed
+		} else if streams, err = List(root, key); err != nil {
 			return err
 		}
 		for _, s := range streams {
