@@ -53,11 +53,9 @@ type xgbCase struct {
 	Explanations        map[string][][][]float64 `json:"explanations"`
 }
 
-// TestXGBoostGolden explains real XGBoost models (a regression, a binary
-// and a 3-class classifier, served by the built-in server) and compares
-// with the exact Shapley values testdata/make_golden.py computed with
-// XGBoost itself.
-func TestXGBoostGolden(t *testing.T) {
+// loadXGBCases reads testdata/xgb_golden.json: the golden cases by name.
+func loadXGBCases(t *testing.T) map[string]xgbCase {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join("testdata", "xgb_golden.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +64,15 @@ func TestXGBoostGolden(t *testing.T) {
 	if err := json.Unmarshal(raw, &cases); err != nil {
 		t.Fatal(err)
 	}
+	return cases
+}
+
+// TestXGBoostGolden explains real XGBoost models (a regression, a binary
+// and a 3-class classifier, served by the built-in server) and compares
+// with the exact Shapley values testdata/make_golden.py computed with
+// XGBoost itself.
+func TestXGBoostGolden(t *testing.T) {
+	cases := loadXGBCases(t)
 	for _, name := range []string{"regression", "binary", "multiclass"} {
 		c, ok := cases[name]
 		if !ok {
@@ -123,14 +130,7 @@ func TestXGBoostGolden(t *testing.T) {
 // server's {"score":p} lines read by ProbabilityAttribute, and
 // EnableExplanations "score>`0.5`".
 func TestXGBoostJSONLines(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("testdata", "xgb_golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases map[string]xgbCase
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		t.Fatal(err)
-	}
+	cases := loadXGBCases(t)
 	c := cases["binary"]
 	var body strings.Builder
 	for _, r := range c.Records {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sagehost/sagehost/internal/testutil/syncbuf"
 	"github.com/sagehost/sagehost/modelserver/mms"
 )
 
@@ -312,7 +313,7 @@ func invokeModel(t *testing.T, base, name, ct, body string, hdr map[string]strin
 }
 
 func TestMultiModelInvokeReport(t *testing.T) {
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	base := mmServer(t, Config{Name: "mme", Container: "c2", Log: log})
 	one := modelDir(t, map[string]string{"weights": "one"})
 	two := modelDir(t, map[string]string{"weights": "two", "big": strings.Repeat("z", maxReportedFile)})
@@ -362,7 +363,7 @@ func TestMultiModelInvokeReport(t *testing.T) {
 	}
 }
 
-func waitLog(t *testing.T, log *lockedBuffer, want string) {
+func waitLog(t *testing.T, log *syncbuf.Buffer, want string) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(log.String(), want); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/sagehost/sagehost/internal/testutil/syncbuf"
 )
 
 func newServer(t *testing.T, cfg Config) *httptest.Server {
@@ -88,7 +89,7 @@ func TestReport(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "model.txt"), []byte("weights"), 0o644)
 	os.WriteFile(filepath.Join(dir, "sub", "big.bin"), bytes.Repeat([]byte("y"), 5000), 0o644)
 	t.Setenv("TESTMODEL_X", "x")
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	srv := newServer(t, Config{Name: "m1", Port: 1234, ModelDir: dir, Log: log})
 
 	resp := post(t, srv.URL, "text/csv", "text/csv", "1,2,3", map[string]string{HeaderCustomAttributes: "a=b", "X-Other": "o"})
@@ -230,21 +231,4 @@ func TestNotFound(t *testing.T) {
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET /invocations = %d", resp.StatusCode)
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

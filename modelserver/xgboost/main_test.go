@@ -13,11 +13,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sagehost/sagehost/internal/testutil/syncbuf"
 	"github.com/sagehost/sagehost/modelserver/xgboost/example"
 )
 
@@ -25,35 +25,54 @@ import (
 // XGBOOST_TEST_MAIN set, TestMainProcess calls Main.
 const envTestMain = "XGBOOST_TEST_MAIN"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startMain(t *testing.T, env ...string) (*exec.Cmd, *syncBuffer) {
+func startMain(t *testing.T, env ...string) (*exec.Cmd, *syncbuf.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMainProcess$")
 	cmd.Env = append(os.Environ(), envTestMain+"=1")
 	cmd.Env = append(cmd.Env, env...)
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
 	return cmd, out
+}
+
+// waitPing waits up to 20 s for the server at base to answer /ping with
+// 200; out is its output, for the failure message.
+func waitPing(t *testing.T, base string, out *syncbuf.Buffer) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(base + "/ping")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ping answer: %v\n%s", err, out.String())
+		}
+	}
+}
+
+// stopMain sends the server SIGTERM and waits up to 15 s for it to exit 0.
+func stopMain(t *testing.T, cmd *exec.Cmd, out *syncbuf.Buffer) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("still running 15s after SIGTERM\n%s", out.String())
+	}
 }
 
 func freePort(t *testing.T) string {
@@ -95,20 +114,7 @@ func TestMainProcess(t *testing.T) {
 	port := freePort(t)
 	cmd, out := startMain(t, EnvModelDir+"="+extractExample(t), EnvBindToPort+"="+port)
 	base := "http://127.0.0.1:" + port
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(base + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ping answer: %v\n%s", err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitPing(t, base, out)
 	resp, err := http.Post(base+"/invocations", "text/csv", strings.NewReader(example.SampleCSV))
 	if err != nil {
 		t.Fatal(err)
@@ -119,19 +125,7 @@ func TestMainProcess(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != string(want) {
 		t.Fatalf("invocation: %d %q, want %q", resp.StatusCode, body, want)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, out.String())
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("still running 15s after SIGTERM\n%s", out.String())
-	}
+	stopMain(t, cmd, out)
 	log := out.String()
 	for _, s := range []string{"msg=serving", "objective=reg:squarederror", "format=ubjson", "addr=0.0.0.0:" + port,
 		"msg=request", "path=/invocations", "status=200", "rows=1", "msg=\"shutting down\"", "signal=terminated", "msg=stopped"} {

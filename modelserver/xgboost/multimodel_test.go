@@ -13,9 +13,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sagehost/sagehost/modelserver/mms"
 	"github.com/sagehost/sagehost/modelserver/xgboost/example"
@@ -312,18 +310,7 @@ func TestMainProcessMultiModel(t *testing.T) {
 	// No model in SM_MODEL_DIR: multi-model mode loads none at start.
 	cmd, out := startMain(t, EnvMultiModel+"=true", EnvModelDir+"="+t.TempDir(), EnvBindToPort+"="+port)
 	base := "http://127.0.0.1:" + port
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(base + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no ping answer: %v\n%s", err, out.String())
-		}
-	}
+	waitPing(t, base, out)
 	resp, err := http.Post(base+"/models", "application/json", bytes.NewReader(loadBody("house", extractExample(t))))
 	if err != nil {
 		t.Fatal(err)
@@ -342,12 +329,7 @@ func TestMainProcessMultiModel(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != string(want) {
 		t.Fatalf("invoke: %d %q, want %q", resp.StatusCode, body, want)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, out.String())
-	}
+	stopMain(t, cmd, out)
 	for _, s := range []string{"msg=serving", "mode=multi-model", `msg="loaded model" server=xgboost model=house`, "path=/models/house/invoke", "msg=stopped"} {
 		if !strings.Contains(out.String(), s) {
 			t.Errorf("the log lacks %q:\n%s", s, out.String())
