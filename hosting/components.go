@@ -517,37 +517,56 @@ func (c *controller) record(ctx context.Context, comp *control.InferenceComponen
 	comp.Record, comp.State = rec, st
 }
 
-// componentRoutes returns the routing entries of the endpoint's components:
-// each component's copies, under its variant's name.
-func (c *controller) componentRoutes() (map[string]*invoke.Variant, []string) {
-	if len(c.comps) == 0 {
-		return nil, nil
-	}
-	routes := map[string]*invoke.Variant{}
-	var sig []string
-	for _, comp := range c.comps {
+// componentRoute is one component's routing: the copies that serve it
+// (an adapter's are its base's).
+type componentRoute struct {
+	comp   *control.InferenceComponent
+	copies []*instance
+}
+
+// routedComponents lists the endpoint's components that take calls, with
+// the copies that serve each.
+func (c *controller) routedComponents() []componentRoute {
+	var out []componentRoute
+	for i := range c.comps {
+		comp := &c.comps[i]
 		if comp.Record.Status == sagehost.StatusDeleting {
 			continue
 		}
 		target := comp
 		if base := comp.State.Current.Spec.BaseInferenceComponentName(); base != "" {
 			if b := c.componentOf(base); b != nil {
-				target = *b // an adapter is served by its base's copies
+				target = b // an adapter is served by its base's copies
 			}
 		}
+		r := componentRoute{comp: comp}
+		for _, cp := range c.copiesOf(target.Record.Name) {
+			if cp.route != nil && cp.Phase != phaseStopping {
+				r.copies = append(r.copies, cp)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// componentRoutes returns the routing entries of the endpoint's components:
+// each component's copies, under its variant's name.
+func (c *controller) componentRoutes(comps []componentRoute) map[string]*invoke.Variant {
+	if len(c.comps) == 0 {
+		return nil
+	}
+	routes := map[string]*invoke.Variant{}
+	for _, r := range comps {
+		comp := r.comp
 		v := &invoke.Variant{Name: comp.State.VariantName, Weight: 1, Metrics: c.componentMetrics(comp.State.VariantName, comp.Record.Name)}
 		if c.state.Serving != nil {
 			v.Capture = c.captureOf(c.state.Serving)
 		}
-		for _, cp := range c.copiesOf(target.Record.Name) {
-			if cp.route != nil && cp.Phase != phaseStopping {
-				v.Instances = append(v.Instances, cp.route)
-				sig = append(sig, comp.Record.Name+"="+cp.ID)
-			}
+		for _, cp := range r.copies {
+			v.Instances = append(v.Instances, cp.route)
 		}
 		routes[comp.Record.Name] = v
-		sig = append(sig, comp.Record.Name)
 	}
-	sort.Strings(sig)
-	return routes, sig
+	return routes
 }

@@ -1,11 +1,22 @@
 package hosting
 
 import (
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/invoke"
 )
+
+// newControllerForTest returns a controller of m that runs nothing.
+func newControllerForTest(m *Manager, key sagehost.EndpointKey) *controller {
+	if m.log == nil {
+		m.log = slog.Default()
+	}
+	return newController(m, key)
+}
 
 // TestComponentStartupTimeoutOfHostType: a copy's startup timeout comes
 // from the specification for its host's instance type, not from the first
@@ -43,5 +54,43 @@ func TestComponentStartupTimeoutOfHostType(t *testing.T) {
 	cp := &instance{instView: instView{ID: "i-copy", Deployment: "c1"}, component: "comp", host: hostID("d1", "gpu", 0)}
 	if got := c.componentStartupTimeout(st, cp); got != DefaultStartupTimeout {
 		t.Errorf("no timeout for the type: %s, want %s", got, DefaultStartupTimeout)
+	}
+}
+
+// TestPublishOnlyOnChange: a pass that changes nothing routable publishes
+// no new table, however the instances come out of their map; a change
+// does.
+func TestPublishOnlyOnChange(t *testing.T) {
+	router := invoke.NewRouter(0, nil)
+	defer router.Close()
+	key := sagehost.EndpointKey{Account: "111111111111", Region: "us-east-1", Name: "ep"}
+	m := &Manager{cfg: Config{Router: router}}
+	c := newControllerForTest(m, key)
+	c.status = sagehost.StatusInService
+	c.state = &sagehost.EndpointState{Serving: &sagehost.Deployment{ID: "d1",
+		Models:   map[string]sagehost.ModelSpec{"m": {PrimaryContainer: &sagehost.ContainerDefinition{Image: "img"}}},
+		Variants: []sagehost.VariantState{{VariantName: "v", ModelName: "m", CurrentWeight: 1, DesiredInstanceCount: 3}},
+	}}
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprintf("i-%d", i)
+		c.instances[id] = &instance{instView: instView{ID: id, Deployment: "d1", Variant: "v", Phase: phaseHealthy},
+			handle: &sagehost.InstanceHandle{ID: id, Addrs: []string{fmt.Sprintf("127.0.0.1:%d", 20000+i)}},
+			route:  invoke.NewInstance(id, "v", fmt.Sprintf("127.0.0.1:%d", 20000+i))}
+	}
+	c.publish()
+	first := router.Lookup(key)
+	if first == nil || len(first.Variants) != 1 || len(first.Variants[0].Instances) != 3 {
+		t.Fatalf("first table: %+v", first)
+	}
+	for i := 0; i < 20; i++ {
+		c.publish()
+		if got := router.Lookup(key); got != first {
+			t.Fatalf("pass %d published a new table with nothing changed", i)
+		}
+	}
+	c.instances["i-1"].Phase = phaseStopping
+	c.publish()
+	if got := router.Lookup(key); got == first || len(got.Variants[0].Instances) != 2 {
+		t.Fatalf("after an instance began stopping: %+v", got)
 	}
 }

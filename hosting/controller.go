@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"reflect"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -54,13 +55,14 @@ type controller struct {
 	dirs       map[string]string // fetched model data by fetchKey
 	vmetrics   map[string]*metrics.Variant
 	explainers map[string]*clarify.Explainer // by deployment id
+	captures   map[string]*invoke.Capture    // by deployment id
 	comps      []control.InferenceComponent
 	// hostList caches componentHosts(hostsOf), the serving deployment's
 	// hosts (hostsOK: it was worked out).
 	hostList  []host
 	hostsOf   *sagehost.Deployment
 	hostsOK   bool
-	published any // signature of the last routing table
+	published *routeSig // of the last routing table published
 	status    string
 	state     *sagehost.EndpointState
 	// bg tracks goroutines that start or stop instances, so that shutdown
@@ -79,6 +81,7 @@ func newController(m *Manager, key sagehost.EndpointKey) *controller {
 		dirs:       map[string]string{},
 		vmetrics:   map[string]*metrics.Variant{},
 		explainers: map[string]*clarify.Explainer{},
+		captures:   map[string]*invoke.Capture{},
 	}
 }
 
@@ -401,47 +404,77 @@ func observedCount(d *sagehost.Deployment, v *sagehost.VariantState, healthy map
 	return v.DesiredInstanceCount
 }
 
-// publish installs the endpoint's routing table when it changed.
+// routeSig is the signature of a routing table: the controller publishes
+// a new table when it changes.
+type routeSig struct {
+	Status     string
+	Variants   []string
+	Weights    []float64
+	Instances  []string // ID@ADDRS of each variant's routed instances, sorted per variant
+	Components []string
+}
+
+// publish installs the endpoint's routing table when it changed: the
+// signature is worked out on every pass, the table only when the
+// signature differs from the last one published.
 func (c *controller) publish() {
-	t := &invoke.Table{Key: c.key, Status: c.status}
-	type sig struct {
-		Status     string
-		Variants   []string
-		Weights    []float64
-		Instances  []string
-		Components []string
-	}
-	var s sig
-	s.Status = c.status
-	if d := c.state.Serving; d != nil && (c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating) {
-		for _, v := range d.Variants {
-			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight, Metrics: c.variantMetrics(v.VariantName), Capture: c.captureOf(d), Explainer: c.explainerOf(d)}
-			if pv := d.Config.Variant(v.VariantName); pv != nil && pv.RoutingConfig != nil {
-				iv.Strategy = pv.RoutingConfig.RoutingStrategy
+	routable := c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating
+	s := &routeSig{Status: c.status}
+	d := c.state.Serving
+	var routed [][]*instance // by variant of d
+	componentHost := false
+	if d != nil && routable {
+		routed = make([][]*instance, len(d.Variants))
+		for i, v := range d.Variants {
+			if _, ok := d.Models[v.ModelName]; !ok {
+				componentHost = true
 			}
-			if m, ok := d.Models[v.ModelName]; !ok {
-				t.ComponentHost = true
-			} else {
-				c.routingOf(d, &v, m, iv)
-			}
+			n := len(s.Instances)
 			for _, inst := range c.instances {
 				if inst.Deployment == d.ID && inst.Variant == v.VariantName && inst.route != nil && inst.Phase != phaseStopping {
-					iv.Instances = append(iv.Instances, inst.route)
+					routed[i] = append(routed[i], inst)
 					s.Instances = append(s.Instances, inst.ID+"@"+strings.Join(inst.handle.Addrs, ","))
 				}
 			}
-			t.Variants = append(t.Variants, iv)
+			sort.Strings(s.Instances[n:])
 			s.Variants = append(s.Variants, v.VariantName)
 			s.Weights = append(s.Weights, v.CurrentWeight)
 		}
 	}
-	if t.ComponentHost && (c.status == sagehost.StatusInService || c.status == sagehost.StatusUpdating) {
-		t.Components, s.Components = c.componentRoutes()
+	var comps []componentRoute
+	if componentHost {
+		comps = c.routedComponents()
+		for _, r := range comps {
+			for _, cp := range r.copies {
+				s.Components = append(s.Components, r.comp.Record.Name+"="+cp.ID)
+			}
+			s.Components = append(s.Components, r.comp.Record.Name)
+		}
+		sort.Strings(s.Components)
 	}
 	if c.published != nil && reflect.DeepEqual(c.published, s) {
 		return
 	}
 	c.published = s
+	t := &invoke.Table{Key: c.key, Status: c.status, ComponentHost: componentHost}
+	if routed != nil {
+		for i, v := range d.Variants {
+			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight, Metrics: c.variantMetrics(v.VariantName), Capture: c.captureOf(d), Explainer: c.explainerOf(d)}
+			if pv := d.Config.Variant(v.VariantName); pv != nil && pv.RoutingConfig != nil {
+				iv.Strategy = pv.RoutingConfig.RoutingStrategy
+			}
+			if m, ok := d.Models[v.ModelName]; ok {
+				c.routingOf(d, &v, m, iv)
+			}
+			for _, inst := range routed[i] {
+				iv.Instances = append(iv.Instances, inst.route)
+			}
+			t.Variants = append(t.Variants, iv)
+		}
+	}
+	if componentHost {
+		t.Components = c.componentRoutes(comps)
+	}
 	c.m.cfg.Router.Publish(t)
 }
 
@@ -506,11 +539,21 @@ func (c *controller) explainerOf(d *sagehost.Deployment) *clarify.Explainer {
 }
 
 // captureOf returns the data capture of a deployment's config, or nil when
-// it captures nothing.
+// it captures nothing; it is worked out once per deployment.
 func (c *controller) captureOf(d *sagehost.Deployment) *invoke.Capture {
 	if c.m.cfg.Capture == nil || len(d.Config.DataCaptureConfig) == 0 {
 		return nil
 	}
+	cp, ok := c.captures[d.ID]
+	if !ok {
+		cp = c.parseCapture(d)
+		c.captures[d.ID] = cp
+	}
+	return cp
+}
+
+// parseCapture decodes a deployment's DataCaptureConfig.
+func (c *controller) parseCapture(d *sagehost.Deployment) *invoke.Capture {
 	var dc struct {
 		EnableCapture             *bool  `json:"EnableCapture"`
 		InitialSamplingPercentage int    `json:"InitialSamplingPercentage"`
