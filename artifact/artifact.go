@@ -137,8 +137,7 @@ type Fetcher struct {
 	log      *slog.Logger
 	cacheDir string
 
-	s3mu     sync.Mutex
-	s3client *s3.Client
+	s3 s3client.Lazy
 
 	mu       sync.Mutex
 	inflight map[string]*call
@@ -209,6 +208,14 @@ func New(cfg Config) (*Fetcher, error) {
 		cacheDir: dir,
 		inflight: make(map[string]*call),
 		idx:      idx,
+		s3: s3client.Lazy{
+			Config: s3client.Config{EndpointURL: cfg.S3EndpointURL, Region: cfg.S3Region, Credentials: cfg.S3Credentials},
+			Log:    cfg.Logger, Component: "artifact",
+			Options: []func(*s3.Options){func(o *s3.Options) {
+				// Objects uploaded without a checksum are common; do not log each.
+				o.DisableLogOutputChecksumValidationSkipped = true
+			}},
+		},
 	}, nil
 }
 

@@ -17,31 +17,10 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
-	"github.com/sagehost/sagehost/internal/s3client"
 )
 
 // s3Workers is how many objects of a prefix are downloaded at once.
 const s3Workers = 4
-
-// client returns the S3 client, creating it on first use so that a
-// Fetcher that never sees an s3:// URL needs no AWS configuration.
-func (f *Fetcher) client(ctx context.Context) (*s3.Client, error) {
-	f.s3mu.Lock()
-	defer f.s3mu.Unlock()
-	if f.s3client != nil {
-		return f.s3client, nil
-	}
-	c, err := s3client.New(ctx, s3client.Config{EndpointURL: f.cfg.S3EndpointURL, Region: f.cfg.S3Region, Credentials: f.cfg.S3Credentials},
-		f.log, "artifact", func(o *s3.Options) {
-			// Objects uploaded without a checksum are common; do not log each.
-			o.DisableLogOutputChecksumValidationSkipped = true
-		})
-	if err != nil {
-		return nil, err
-	}
-	f.s3client = c
-	return c, nil
-}
 
 // s3Status returns the HTTP status and error code of an S3 error (0, "" if
 // it is not one).
@@ -75,7 +54,7 @@ const objectMissing = "there is an object located at the URL and that the S3 cre
 
 // fetchS3Object fetches an S3Object: a tar.gz to extract, or one file.
 func (f *Fetcher) fetchS3Object(ctx context.Context, loc *location) (string, error) {
-	cl, err := f.client(ctx)
+	cl, err := f.s3.Get(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +124,7 @@ type s3Entry struct {
 
 // fetchS3Prefix fetches every object under an S3Prefix.
 func (f *Fetcher) fetchS3Prefix(ctx context.Context, loc *location) (string, error) {
-	cl, err := f.client(ctx)
+	cl, err := f.s3.Get(ctx)
 	if err != nil {
 		return "", err
 	}

@@ -171,8 +171,7 @@ type Writer struct {
 
 	writerWG sync.WaitGroup
 
-	s3mu     sync.Mutex
-	s3client *s3.Client
+	s3 s3client.Lazy
 
 	limiter logLimiter
 
@@ -285,8 +284,17 @@ func newWriter(cfg Config, opts testOptions) *Writer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Writer{
-		cfg:       cfg,
-		log:       cfg.Logger,
+		cfg: cfg,
+		log: cfg.Logger,
+		s3: s3client.Lazy{
+			Config: s3client.Config{EndpointURL: cfg.S3EndpointURL, Region: cfg.S3Region, Credentials: cfg.S3Credentials},
+			Log:    cfg.Logger, Component: "capture",
+			Options: []func(*s3.Options){func(o *s3.Options) {
+				// The Writer retries a whole upload itself, a bounded
+				// number of times; the SDK's retries would multiply that.
+				o.Retryer = aws.NopRetryer{}
+			}},
+		},
 		queue:     make(chan Record, cfg.QueueSize),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/sagehost/sagehost/internal/s3client"
 )
 
 // destination is a parsed DestinationS3Uri.
@@ -124,7 +123,7 @@ func writeFileAtomic(path string, data []byte) (err error) {
 }
 
 func (w *Writer) putS3(ctx context.Context, b *batch) error {
-	cl, err := w.client(ctx)
+	cl, err := w.s3.Get(ctx)
 	if err != nil {
 		return err
 	}
@@ -153,25 +152,4 @@ func permanent(err error) bool {
 	}
 	s := re.HTTPStatusCode()
 	return s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusTooManyRequests
-}
-
-// client returns the S3 client, creating it on first use so that a Writer
-// that never sees an s3:// destination needs no AWS configuration.
-func (w *Writer) client(ctx context.Context) (*s3.Client, error) {
-	w.s3mu.Lock()
-	defer w.s3mu.Unlock()
-	if w.s3client != nil {
-		return w.s3client, nil
-	}
-	c, err := s3client.New(ctx, s3client.Config{EndpointURL: w.cfg.S3EndpointURL, Region: w.cfg.S3Region, Credentials: w.cfg.S3Credentials},
-		w.log, "capture", func(o *s3.Options) {
-			// The Writer retries a whole upload itself, a bounded number
-			// of times; the SDK's retries would multiply that.
-			o.Retryer = aws.NopRetryer{}
-		})
-	if err != nil {
-		return nil, err
-	}
-	w.s3client = c
-	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -67,4 +68,31 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, component string, op
 		}
 	}
 	return s3.NewFromConfig(awsCfg, append([]func(*s3.Options){base}, optFns...)...), nil
+}
+
+// Lazy is a client made on first use, so that a user that never sees an
+// s3:// URL needs no AWS configuration. A failed creation is tried again
+// on the next Get.
+type Lazy struct {
+	Config    Config
+	Log       *slog.Logger
+	Component string              // prefix of the SDK's log lines
+	Options   []func(*s3.Options) // as New's optFns
+
+	mu     sync.Mutex
+	client *s3.Client
+}
+
+// Get returns the client, creating it the first time.
+func (l *Lazy) Get(ctx context.Context) (*s3.Client, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.client == nil {
+		c, err := New(ctx, l.Config, l.Log, l.Component, l.Options...)
+		if err != nil {
+			return nil, err
+		}
+		l.client = c
+	}
+	return l.client, nil
 }
