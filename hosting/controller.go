@@ -105,10 +105,15 @@ func (c *controller) run(ctx context.Context, adopt []*sagehost.InstanceHandle) 
 	if !c.load(ctx) && ctx.Err() != nil {
 		return
 	}
-	c.adopt(ctx, adopt)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
+		// Instances of an earlier run are adopted (or destroyed) by what
+		// the stored endpoint wants, so only once it has been read.
+		if adopt != nil && c.state != nil {
+			c.adopt(ctx, adopt)
+			adopt = nil
+		}
 		if done := c.reconcile(ctx); done {
 			c.bg.Wait()
 			return
