@@ -66,11 +66,6 @@ type ContainerSpec struct {
 	ModelsDir string
 	// LogPath is the file the container's stdout and stderr are appended to.
 	LogPath string
-	// BindToPort is set for the containers of a multi-container instance,
-	// where SageMaker sets SAGEMAKER_BIND_TO_PORT. The backends set that
-	// variable for every container whatever BindToPort says, since they
-	// choose each container's port.
-	BindToPort bool
 }
 
 // InstanceHandle is what a backend returns for a started instance: where its
@@ -106,6 +101,8 @@ type Backend interface {
 	Name() string
 	// Start starts the instance's containers and returns once they are
 	// started (not necessarily healthy). A failed Start leaves nothing behind.
+	// The backend chooses each container's port and tells it in
+	// SAGEMAKER_BIND_TO_PORT.
 	Start(ctx context.Context, spec InstanceSpec) (*InstanceHandle, error)
 	// List returns every instance this backend runs for this sagehost data
 	// directory, including those started by an earlier sagehost process.

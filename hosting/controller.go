@@ -726,7 +726,6 @@ func (c *controller) spec(inst *instance) (sagehost.InstanceSpec, bool) {
 			ModelDir:    dir,
 			ModelsDir:   modelsDir,
 			LogPath:     logstream.Path(c.m.cfg.LogDir, c.key, inst.Variant, inst.ID, name),
-			BindToPort:  len(containers) > 1,
 		})
 	}
 	return spec, true

@@ -559,9 +559,6 @@ func (s *suite) testMultiContainer(t *testing.T) {
 	second := s.container(t, spec.ID, "second", nil)
 	second.Hostname = "second"
 	spec.Containers = append(spec.Containers, second)
-	for i := range spec.Containers {
-		spec.Containers[i].BindToPort = true
-	}
 	h := s.start(t, b, spec)
 	if h.Addrs[0] == h.Addrs[1] {
 		t.Fatalf("both containers got %s", h.Addrs[0])

@@ -385,9 +385,6 @@ func TestMultiContainerPortsAndHostnames(t *testing.T) {
 	second := spec(t, "second", nil).Containers[0]
 	second.Hostname = "second"
 	sp.Containers = append(sp.Containers, second)
-	for i := range sp.Containers {
-		sp.Containers[i].BindToPort = true
-	}
 	h := start(t, b, sp)
 	for i, want := range []struct{ name, port, safe string }{
 		{"first", "8080", "23000-23999"},
