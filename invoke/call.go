@@ -8,56 +8,39 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/invoke/internal/upstream"
 )
 
-// send makes one HTTP call to a container, to u (nil: its /invocations):
-// only the headers the API defines reach it. The caller closes the
-// answer's body.
-func (r *Router) send(ctx context.Context, c *Container, u *url.URL, body []byte, contentType, accept string, req *Request, targetModel string) (*http.Response, error) {
-	if u == nil {
-		if u = c.invocations; u == nil {
-			u = containerURL(c.Addr, "/invocations")
-		}
+// send makes one HTTP call to a container, POST to path ("": its
+// /invocations), to be answered by deadline (zero: ctx's): only the headers
+// the API defines reach it. The caller closes the answer's body.
+func (r *Router) send(ctx context.Context, deadline time.Time, c *Container, path string, body []byte, contentType, accept string, req *Request, targetModel string) (*http.Response, error) {
+	if path == "" {
+		path = "/invocations"
 	}
-	out := newPost(ctx, u, body)
-	h := out.Header
-	h["User-Agent"] = nil
+	var fields [5]upstream.Field
+	h := fields[:0]
 	if contentType != "" {
-		h["Content-Type"] = []string{contentType}
+		h = append(h, upstream.Field{Name: "Content-Type", Value: contentType})
 	}
 	if accept != "" {
-		h["Accept"] = []string{accept}
+		h = append(h, upstream.Field{Name: "Accept", Value: accept})
 	}
 	if req.CustomAttributes != "" {
-		h[HeaderCustomAttributes] = []string{req.CustomAttributes}
+		h = append(h, upstream.Field{Name: HeaderCustomAttributes, Value: req.CustomAttributes})
 	}
 	if req.InferenceID != "" {
-		h[HeaderInferenceID] = []string{req.InferenceID}
+		h = append(h, upstream.Field{Name: HeaderInferenceID, Value: req.InferenceID})
 	}
 	if targetModel != "" {
-		h[HeaderTargetModel] = []string{targetModel}
+		h = append(h, upstream.Field{Name: HeaderTargetModel, Value: targetModel})
 	}
-	return r.transport.RoundTrip(out)
-}
-
-// newPost returns a POST of body to u, as http.NewRequestWithContext
-// makes it (the body can be sent again on a fresh connection), without
-// building and parsing the URL.
-func newPost(ctx context.Context, u *url.URL, body []byte) *http.Request {
-	out := &http.Request{Method: http.MethodPost, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, Header: make(http.Header), Host: u.Host}
-	if len(body) == 0 {
-		out.Body, out.GetBody = http.NoBody, func() (io.ReadCloser, error) { return http.NoBody, nil }
-	} else {
-		out.ContentLength = int64(len(body))
-		out.Body = io.NopCloser(bytes.NewReader(body))
-		out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
-	return out.WithContext(ctx)
+	return r.upstream.Do(ctx, deadline, http.MethodPost, c.Addr, path, h, body)
 }
 
 // relay turns a container's answer into the client's: a non-2xx status is
@@ -179,7 +162,7 @@ func (r *Router) transportError(ctx context.Context, t *Table, c *Container, err
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
 		return &dialError{err: err}
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		msg := fmt.Sprintf("Received server error (0) from %s with message \"Your invocation timed out while waiting for a response from container %s. Review the latency metrics for each container, resolve the issue, and try again.\". %s",
 			c.Name, c.Name, logHint(t, c))
 		return r.newModelError(t, c, 0, "", msg, "")
@@ -211,7 +194,7 @@ func (r *Router) forwardPipeline(w http.ResponseWriter, ctx context.Context, t *
 		if i == last {
 			accept = req.Accept
 		}
-		resp, err := r.send(ctx, c, nil, body, contentType, accept, req, "")
+		resp, err := r.send(ctx, time.Time{}, c, "", body, contentType, accept, req, "")
 		if err != nil {
 			err = r.transportError(ctx, t, c, err)
 			if i > 0 {

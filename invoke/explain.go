@@ -63,7 +63,7 @@ func (r *Router) predictor(t *Table, in *Instance) clarify.Predictor {
 	return func(ctx context.Context, body []byte, contentType, accept string) ([]byte, string, error) {
 		in.inflight.Add(1)
 		defer in.inflight.Add(-1)
-		resp, err := r.send(ctx, c, nil, body, contentType, accept, &Request{}, "")
+		resp, err := r.send(ctx, time.Time{}, c, "", body, contentType, accept, &Request{}, "")
 		if err != nil {
 			return nil, "", r.transportError(ctx, t, c, err)
 		}

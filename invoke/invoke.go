@@ -8,13 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/capture"
+	"github.com/sagehost/sagehost/invoke/internal/upstream"
 	"github.com/sagehost/sagehost/metrics"
 )
 
@@ -69,8 +69,8 @@ type Request struct {
 
 // Router holds the routing tables and proxies invocations to instances.
 type Router struct {
-	tables    tables
-	transport *http.Transport
+	tables   tables
+	upstream *upstream.Client
 	// ModelTimeout bounds each container call (DefaultModelTimeout if zero).
 	ModelTimeout time.Duration
 	Logger       *slog.Logger
@@ -88,16 +88,10 @@ func NewRouter(modelTimeout time.Duration, logger *slog.Logger) *Router {
 	return &Router{
 		ModelTimeout: modelTimeout,
 		Logger:       logger,
-		transport: &http.Transport{
-			DialContext: (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			// Containers must not see headers the API does not define, so
-			// no transparent gzip.
-			DisableCompression:  true,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-			ForceAttemptHTTP2:   false,
-		},
+		// Containers must not see headers the API does not define: the
+		// client sends only those send gives it (no User-Agent, no
+		// Accept-Encoding).
+		upstream: upstream.New(256, 90*time.Second, 2*time.Second),
 	}
 }
 
@@ -120,7 +114,7 @@ func (r *Router) Lookup(key sagehost.EndpointKey) *Table {
 }
 
 // Close releases idle connections.
-func (r *Router) Close() { r.transport.CloseIdleConnections() }
+func (r *Router) Close() { r.upstream.CloseIdle() }
 
 func validationError(format string, args ...any) *sagehost.Error {
 	return sagehost.Errorf(sagehost.CodeValidationError, format, args...)
@@ -322,7 +316,7 @@ func record(vm *metrics.Variant, received time.Time, res outcome) {
 	case res.status >= 500:
 		vm.Errors5xx.Inc()
 	}
-	if sagehost.ErrorCode(res.err) == sagehost.CodeModelError {
+	if res.err != nil && sagehost.ErrorCode(res.err) == sagehost.CodeModelError {
 		vm.ModelErrors.Inc()
 	}
 	if res.modelDur > 0 {
@@ -361,9 +355,9 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 	if v.Mode == "Direct" {
 		c = &in.Containers[req.direct] // Invoke checked the hostname
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.ModelTimeout)
-	defer cancel()
-	resp, err := r.send(ctx, c, nil, req.Body, req.ContentType, req.Accept, req, "")
+	// The model's deadline goes to the connection, not into a context
+	// (a timer and a cancellable context per call, all but never used).
+	resp, err := r.send(ctx, time.Now().Add(r.ModelTimeout), c, "", req.Body, req.ContentType, req.Accept, req, "")
 	if err != nil {
 		return outcome{err: r.transportError(ctx, t, c, err)}
 	}

@@ -1,7 +1,6 @@
 package invoke
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"path"
 	"path/filepath"
 	"sync"
@@ -20,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/invoke/internal/upstream"
 )
 
 // MultiModel configures the variant of a multi-model endpoint: sagehost
@@ -63,7 +62,7 @@ type loadedModel struct {
 	size         int64
 	lastUse      uint64
 	users        int
-	invoke       *url.URL      // of POST /models/{name}/invoke
+	invoke       string        // path of POST /models/{name}/invoke
 	ready        chan struct{} // closed when the load has ended
 	err          error         // why the load failed (read after ready)
 	loaded       bool
@@ -181,7 +180,7 @@ func (r *Router) forwardMultiModel(w http.ResponseWriter, ctx context.Context, t
 			return outcome{err: err}
 		}
 		cctx, cancel := context.WithTimeout(ctx, r.ModelTimeout)
-		resp, err := r.send(cctx, c, m.invoke, req.Body, req.ContentType, req.Accept, req, req.TargetModel)
+		resp, err := r.send(cctx, time.Time{}, c, m.invoke, req.Body, req.ContentType, req.Accept, req, req.TargetModel)
 		if err != nil {
 			r.release(in, m, mm, c)
 			err = r.transportError(cctx, t, c, err)
@@ -213,7 +212,7 @@ func (r *Router) acquire(ctx context.Context, t *Table, v *Variant, in *Instance
 	m := ms.byName[name]
 	hit := m != nil && m.loaded
 	if m == nil {
-		m = &loadedModel{name: name, target: target, invoke: containerURL(in.Containers[0].Addr, "/models/"+name+"/invoke"), ready: make(chan struct{})}
+		m = &loadedModel{name: name, target: target, invoke: "/models/" + name + "/invoke", ready: make(chan struct{})}
 		ms.byName[name] = m
 		go r.load(t, v, in, m)
 	}
@@ -362,13 +361,7 @@ func (r *Router) load(t *Table, v *Variant, in *Instance, m *loadedModel) {
 // loadCall asks the container to load a model (POST /models).
 func (r *Router) loadCall(ctx context.Context, c *Container, name, url string) (int, string, error) {
 	body, _ := json.Marshal(map[string]string{"model_name": name, "url": url})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.Addr+"/models", bytes.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header["Content-Type"] = []string{"application/json"}
-	req.Header["User-Agent"] = nil
-	resp, err := r.transport.RoundTrip(req)
+	resp, err := r.upstream.Do(ctx, time.Time{}, http.MethodPost, c.Addr, "/models", []upstream.Field{{Name: "Content-Type", Value: "application/json"}}, body)
 	if err != nil {
 		return 0, "", err
 	}
@@ -423,12 +416,7 @@ func (r *Router) unload(ctx context.Context, c *Container, name string, v *Varia
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, "http://"+c.Addr+"/models/"+name, nil)
-	if err != nil {
-		return
-	}
-	req.Header["User-Agent"] = nil
-	resp, err := r.transport.RoundTrip(req)
+	resp, err := r.upstream.Do(ctx, time.Time{}, http.MethodDelete, c.Addr, "/models/"+name, nil, nil)
 	if err != nil {
 		r.Logger.Warn("unload model", "container", c.Addr, "model", name, "err", err)
 		return

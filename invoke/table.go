@@ -6,7 +6,6 @@
 package invoke
 
 import (
-	"net/url"
 	"sync"
 	"sync/atomic"
 
@@ -27,19 +26,11 @@ type Container struct {
 	// LogStream is its log stream: VARIANT/INSTANCE-ID, plus /NAME for
 	// multi-container models.
 	LogStream string
-
-	invocations *url.URL // of POST /invocations; nil: built per call
 }
 
-// NewContainer returns a container with the URL of its /invocations built
-// once.
+// NewContainer returns a container.
 func NewContainer(name, addr, logStream string) Container {
-	return Container{Name: name, Addr: addr, LogStream: logStream, invocations: containerURL(addr, "/invocations")}
-}
-
-// containerURL returns the URL of a path on the HTTP server at addr.
-func containerURL(addr, path string) *url.URL {
-	return &url.URL{Scheme: "http", Host: addr, Path: path}
+	return Container{Name: name, Addr: addr, LogStream: logStream}
 }
 
 // Instance is one running instance as the invoke path sees it. Its health
