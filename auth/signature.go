@@ -14,10 +14,11 @@ import (
 	"github.com/sagehost/sagehost"
 )
 
-// checkSignature recomputes the signature with the AWS signer for each
-// payload hash and header normalisation the client may have used, and
-// accepts the request if one matches the signature it sent.
-func checkSignature(r *http.Request, req *signedRequest, cred Credential, payloadHashes [][]byte) error {
+// checkSignature recomputes the signature for each payload hash and header
+// normalisation the client may have used, and accepts the request if one
+// matches the signature it sent: header-signed requests through
+// headerSignature, presigned ones through the AWS signer itself.
+func checkSignature(keys *signingKeys, r *http.Request, req *signedRequest, cred Credential, payloadHashes [][]byte) error {
 	headers := signedHeaderValues(r, req.SignedHeaders)
 	normalisers := headerNormalisers(headers)
 	// The signer writes into the request's headers: each attempt after the
@@ -26,13 +27,18 @@ func checkSignature(r *http.Request, req *signedRequest, cred Credential, payloa
 	for _, normalise := range normalisers {
 		normalised := normalise(headers)
 		for _, hash := range payloadHashes {
-			h := normalised
-			if !reuse {
-				h = normalised.Clone()
-			}
-			expected, err := expectedSignature(r, req, cred, hash, h)
-			if err != nil {
-				return err
+			var expected string
+			if req.presigned {
+				h := normalised
+				if !reuse {
+					h = normalised.Clone()
+				}
+				var err error
+				if expected, err = expectedSignature(r, req, cred, hash, h); err != nil {
+					return err
+				}
+			} else {
+				expected = headerSignature(keys, r, req, cred.SecretAccessKey, hash, normalised)
 			}
 			if subtle.ConstantTimeCompare([]byte(expected), []byte(req.Signature)) == 1 {
 				return nil
@@ -127,8 +133,9 @@ func signedHeaderValues(r *http.Request, signed []string) http.Header {
 		if len(vals) == 0 {
 			vals = []string{""}
 		}
-		key := http.CanonicalHeaderKey(name)
-		out[key] = append([]string(nil), vals...)
+		// Shared with r.Header: the signer replaces whole values (Set), and
+		// the normalisers build new ones, so none is written through.
+		out[http.CanonicalHeaderKey(name)] = vals
 	}
 	return out
 }

@@ -45,6 +45,8 @@ type Verifier struct {
 	Service string           // signing name in the credential scope; "sagemaker" when empty
 	MaxSkew time.Duration    // allowed clock skew; DefaultMaxSkew when zero
 	Now     func() time.Time // clock; time.Now when nil
+
+	signingKeys signingKeys
 }
 
 // signedRequest is the signature material of one request, whichever way it
@@ -92,7 +94,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (sagehost.Caller, error)
 	if err != nil {
 		return sagehost.Caller{}, err
 	}
-	if err := checkSignature(r, req, cred, hashes); err != nil {
+	if err := checkSignature(&v.signingKeys, r, req, cred, hashes); err != nil {
 		return sagehost.Caller{}, err
 	}
 	if !cred.Expiration.IsZero() && now.After(cred.Expiration) {
