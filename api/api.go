@@ -135,7 +135,11 @@ func (h *Handler) readBody(r *http.Request, limit int64) (body []byte, release f
 		// them a fresh buffer would grow (and copy the body) once more.
 		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	src := r.Body
+	if r.ContentLength < 0 { // unknown length (chunked): stop one byte past the limit
+		src = io.NopCloser(io.LimitReader(r.Body, limit+1))
+	}
+	n, err := buf.ReadFrom(src)
 	if err != nil {
 		release()
 		return nil, func() {}, fmt.Errorf("read request body: %w", err)

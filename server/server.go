@@ -5,6 +5,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/gpu"
 	"github.com/sagehost/sagehost/hosting"
+	"github.com/sagehost/sagehost/internal/fastserve"
 	"github.com/sagehost/sagehost/invoke"
 	"github.com/sagehost/sagehost/metrics"
 	"github.com/sagehost/sagehost/modelserver"
@@ -80,12 +82,32 @@ type Config struct {
 	// multi-model endpoint (the sum of their sizes); 0 means 90 % of the
 	// instance type's memory.
 	ModelCacheBytes int64
+	// HTTPServer is the HTTP/1.1 server implementation: "fasthttp" (the
+	// default, the cheaper per request, see BENCHMARKS.md) or "net/http".
+	HTTPServer string
 	// PortMin and PortMax bound the ports given to model processes.
 	PortMin, PortMax int
 	// Announce receives a plain-text line for people when the example
 	// endpoint is ready (stdout for the command line); nil for none.
 	Announce io.Writer
 	Logger   *slog.Logger
+}
+
+// HTTP server implementations (Config.HTTPServer).
+const (
+	HTTPServerFast = "fasthttp"
+	HTTPServerNet  = "net/http"
+)
+
+// maxRequestBodyBytes is the largest request body the server reads: the
+// largest any operation takes (a control-plane request); the handler
+// refuses anything over its own operation's limit with its own error.
+const maxRequestBodyBytes = api.MaxControlBodyBytes
+
+// streamsResponse selects the requests whose responses are streamed as
+// they are written: followed logs.
+func streamsResponse(method, path []byte) bool {
+	return bytes.HasPrefix(path, []byte("/logs/"))
 }
 
 // DefaultDataDir returns $XDG_DATA_HOME/sagehost, or ~/.local/share/sagehost.
@@ -104,7 +126,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	ln      net.Listener
-	http    *http.Server
+	http    *http.Server      // with HTTPServerNet
+	fast    *fastserve.Server // otherwise
 	store   *sqlite.DB
 	router  *invoke.Router
 	metrics *metrics.Metrics
@@ -136,6 +159,13 @@ func IsLoopback(listen string) bool {
 func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
+	}
+	switch cfg.HTTPServer {
+	case "":
+		cfg.HTTPServer = HTTPServerFast
+	case HTTPServerFast, HTTPServerNet:
+	default:
+		return nil, fmt.Errorf("HTTP server %q: want %s or %s", cfg.HTTPServer, HTTPServerFast, HTTPServerNet)
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = DefaultDataDir()
@@ -246,13 +276,26 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.hosting.Start(ctx); err != nil {
 		return nil, fmt.Errorf("recover endpoints: %w", err)
 	}
-	s.http = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	switch cfg.HTTPServer {
+	case HTTPServerNet:
+		s.http = &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		}
+		go func() { s.served <- s.http.Serve(s.ln) }()
+	default:
+		s.fast = fastserve.New(fastserve.Config{
+			Handler:      handler,
+			Streaming:    streamsResponse,
+			MaxBodyBytes: maxRequestBodyBytes,
+			ReadTimeout:  5 * time.Minute, // a whole request, a 6 MiB body over a slow link included
+			IdleTimeout:  120 * time.Second,
+			Logger:       cfg.Logger,
+		})
+		go func() { s.served <- s.fast.Serve(s.ln) }()
 	}
-	go func() { s.served <- s.http.Serve(s.ln) }()
 	s.log.Info("sagehost listening", "url", s.URL(), "data_dir", cfg.DataDir)
 	if cfg.Example {
 		account := auth.DevCredential.Account
@@ -342,6 +385,12 @@ func (s *Server) Close(ctx context.Context) error {
 	if s.http != nil {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		if err := s.http.Shutdown(sctx); err != nil {
+			errs = append(errs, fmt.Errorf("shut down http: %w", err))
+		}
+		cancel()
+	} else if s.fast != nil {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := s.fast.Shutdown(sctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down http: %w", err))
 		}
 		cancel()
