@@ -95,18 +95,18 @@ func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, call ru
 		Caller:                  call.caller,
 		EndpointName:            call.name,
 		Body:                    call.body,
-		ContentType:             hd.Get("Content-Type"),
-		Accept:                  hd.Get("Accept"),
-		CustomAttributes:        hd.Get(invoke.HeaderCustomAttributes),
-		TargetModel:             hd.Get(invoke.HeaderTargetModel),
-		TargetVariant:           hd.Get(invoke.HeaderTargetVariant),
-		TargetContainerHostname: hd.Get(invoke.HeaderTargetContainer),
-		InferenceID:             hd.Get(invoke.HeaderInferenceID),
-		EnableExplanations:      hd.Get(invoke.HeaderEnableExplanations),
-		InferenceComponentName:  hd.Get(invoke.HeaderInferenceComponent),
-		SessionID:               hd.Get(invoke.HeaderSessionID),
+		ContentType:             header(hd, "Content-Type"),
+		Accept:                  header(hd, "Accept"),
+		CustomAttributes:        header(hd, invoke.HeaderCustomAttributes),
+		TargetModel:             header(hd, invoke.HeaderTargetModel),
+		TargetVariant:           header(hd, invoke.HeaderTargetVariant),
+		TargetContainerHostname: header(hd, invoke.HeaderTargetContainer),
+		InferenceID:             header(hd, invoke.HeaderInferenceID),
+		EnableExplanations:      header(hd, invoke.HeaderEnableExplanations),
+		InferenceComponentName:  header(hd, invoke.HeaderInferenceComponent),
+		SessionID:               header(hd, invoke.HeaderSessionID),
 		Received:                call.received,
-		RequestID:               w.Header().Get("X-Amzn-Requestid"),
+		RequestID:               header(w.Header(), "X-Amzn-Requestid"),
 	}
 	if err := h.validateInvoke(req); err != nil {
 		writeRuntimeError(w, h.Logger, err)
@@ -162,3 +162,12 @@ func (h *Handler) validateInvoke(req *invoke.Request) error {
 
 // maxValidated bounds the set of remembered valid header values.
 const maxValidated = 4096
+
+// header is h.Get(key) for a key in canonical form (a lookup without
+// canonicalising the key again).
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}

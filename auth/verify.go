@@ -127,7 +127,7 @@ func (v *Verifier) now() time.Time {
 // extractSignature finds the request's signature: the Authorization header,
 // else presign query parameters, else none (MissingAuthenticationToken).
 func extractSignature(r *http.Request) (*signedRequest, error) {
-	if h := r.Header.Get("Authorization"); h != "" {
+	if h := headerValue(r.Header, "Authorization"); h != "" {
 		return fromAuthorizationHeader(r, h)
 	}
 	if q := r.URL.Query(); isPresigned(q) {
@@ -140,7 +140,7 @@ func extractSignature(r *http.Request) (*signedRequest, error) {
 // signing time.
 func fromAuthorizationHeader(r *http.Request, header string) (*signedRequest, error) {
 	auth, perr := parseAuthorization(header)
-	amzDate, httpDate := r.Header.Get("X-Amz-Date"), r.Header.Get("Date")
+	amzDate, httpDate := headerValue(r.Header, "X-Amz-Date"), headerValue(r.Header, "Date")
 	if err := incompleteAuthorization(header, perr, amzDate != "" || httpDate != ""); err != nil {
 		return nil, err
 	}
@@ -154,7 +154,7 @@ func fromAuthorizationHeader(r *http.Request, header string) (*signedRequest, er
 	return &signedRequest{
 		authorization: auth,
 		date:          date,
-		securityToken: r.Header.Get("X-Amz-Security-Token"),
+		securityToken: headerValue(r.Header, "X-Amz-Security-Token"),
 	}, nil
 }
 
@@ -364,4 +364,13 @@ func payloadHashes(h http.Header, body []byte, presigned bool) ([][]byte, error)
 		return nil, sagehost.Errorf(sagehost.CodeInvalidSignature, msgContentHashWrong)
 	}
 	return [][]byte{decoded}, nil
+}
+
+// headerValue is h.Get(key) for a key in canonical form (a lookup without
+// canonicalising the key again).
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
