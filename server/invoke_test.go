@@ -19,7 +19,16 @@ import (
 
 func TestInvokeEndpointPassesBodyAndAPIHeaders(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, "")
+	for _, hs := range httpServers {
+		t.Run(hs, func(t *testing.T) {
+			t.Parallel()
+			testInvokeEndpointPassesBodyAndAPIHeaders(t, func(cfg *serverConfig) { cfg.HTTPServer = hs })
+		})
+	}
+}
+
+func testInvokeEndpointPassesBodyAndAPIHeaders(t *testing.T, withServer func(*serverConfig)) {
+	srv := startServer(t, "", withServer)
 	c := newClients(srv, keyA)
 	deploy(t, c, "echo", modelEnv("echo-model"))
 
@@ -68,7 +77,16 @@ func TestInvokeEndpointPassesBodyAndAPIHeaders(t *testing.T) {
 
 func TestInvokeStripsHeadersOutsideTheAPI(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, "")
+	for _, hs := range httpServers {
+		t.Run(hs, func(t *testing.T) {
+			t.Parallel()
+			testInvokeStripsHeadersOutsideTheAPI(t, func(cfg *serverConfig) { cfg.HTTPServer = hs })
+		})
+	}
+}
+
+func testInvokeStripsHeadersOutsideTheAPI(t *testing.T, withServer func(*serverConfig)) {
+	srv := startServer(t, "", withServer)
 	c := newClients(srv, keyA)
 	deploy(t, c, "strip", modelEnv("strip"))
 
@@ -102,6 +120,10 @@ func TestInvokeStripsHeadersOutsideTheAPI(t *testing.T) {
 	}
 }
 
+// httpServers are the HTTP server implementations the tests that care run
+// on: the default and the one --http-server net/http selects.
+var httpServers = []string{serverHTTPFast, serverHTTPNet}
+
 func signRequest(t *testing.T, req *http.Request, body []byte, a account, at time.Time) {
 	t.Helper()
 	cfg := awsConfig(a, "us-east-1")
@@ -116,7 +138,16 @@ func signRequest(t *testing.T, req *http.Request, body []byte, a account, at tim
 
 func TestInvokeErrors(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, "", func(cfg *serverConfig) { cfg.ModelTimeout = 2 * time.Second })
+	for _, hs := range httpServers {
+		t.Run(hs, func(t *testing.T) {
+			t.Parallel()
+			testInvokeErrors(t, func(cfg *serverConfig) { cfg.HTTPServer = hs })
+		})
+	}
+}
+
+func testInvokeErrors(t *testing.T, withServer func(*serverConfig)) {
+	srv := startServer(t, "", withServer, func(cfg *serverConfig) { cfg.ModelTimeout = 2 * time.Second })
 	c := newClients(srv, keyA)
 	deploy(t, c, "errs", modelEnv("errs"))
 	ctx := ctxT(t)
@@ -168,6 +199,12 @@ func TestInvokeErrors(t *testing.T) {
 	var re interface{ HTTPStatusCode() int }
 	if errors.As(err, &re) && re.HTTPStatusCode() != 413 {
 		t.Fatalf("oversize body status %d, want 413 (%v)", re.HTTPStatusCode(), ae)
+	}
+	// Past what the HTTP server reads at all (8 MiB): the same answer.
+	_, err = c.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("errs"), Body: make([]byte, 9<<20)})
+	ae = apiErr(t, err, "ValidationError", "6291456")
+	if errors.As(err, &re) && re.HTTPStatusCode() != 413 {
+		t.Fatalf("9 MiB body status %d, want 413 (%v)", re.HTTPStatusCode(), ae)
 	}
 	// Exactly 6 MiB passes.
 	prefix, suffix := `{"testmodel":{"bytes":10},"pad":"`, `"}`

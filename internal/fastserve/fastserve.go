@@ -8,8 +8,8 @@
 // r.Host, Transfer-Encoding to r.TransferEncoding, names canonical) and
 // writes to a ResponseWriter whose body goes to fasthttp's response buffer,
 // sent when the handler returns. The request body is read whole before the
-// handler runs (at most MaxBodyBytes) and handed over without a copy
-// (BufferedBody). Requests that Streaming selects (responses written as they
+// handler runs (at most MaxBodyBytes), into a pooled buffer grown once to
+// the declared length, and handed over without a copy (BufferedBody). Requests that Streaming selects (responses written as they
 // are flushed, such as followed logs) run through fasthttpadaptor instead.
 package fastserve
 
@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -37,10 +38,12 @@ type Config struct {
 	// Streaming selects the requests whose responses must reach the
 	// client as the handler flushes them.
 	Streaming func(method, path []byte) bool
-	// MaxBodyBytes bounds a request body. A longer one is not read: the
+	// MaxBodyBytes bounds a request body. A longer one is not kept: the
 	// handler gets the request with an empty body and ContentLength set
 	// past the bound (the declared length, or MaxBodyBytes+1 when it was
 	// chunked), so that it answers as it does to any body over its limit.
+	// A declared length up to 64 MiB is read and dropped first, so that
+	// the client, still writing, gets that answer.
 	MaxBodyBytes int
 	// MaxHeaderBytes bounds the request line and headers (64 KiB if 0).
 	MaxHeaderBytes int
@@ -76,6 +79,7 @@ func New(cfg Config) *Server {
 		DisablePreParseMultipartForm:  true,
 		ReadBufferSize:                cfg.MaxHeaderBytes,
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		StreamRequestBody:             true, // read by serve, into a buffer of the declared size
 		ReadTimeout:                   cfg.ReadTimeout,
 		IdleTimeout:                   cfg.IdleTimeout,
 		Logger:                        logger{cfg.Logger},
@@ -100,12 +104,94 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	r, err := newRequest(ctx)
 	if err != nil {
 		ctx.Error("400 Bad Request: "+err.Error(), fasthttp.StatusBadRequest)
+		ctx.SetConnectionClose()
 		return
 	}
-	if body := ctx.Request.Body(); len(body) > 0 {
+	max := int64(s.cfg.MaxBodyBytes)
+	if r.ContentLength > max {
+		// Read and drop what a client may reasonably send, so that it
+		// reads the answer rather than a reset while still writing.
+		if r.ContentLength > maxDrain || s.drain(ctx) != nil {
+			ctx.SetConnectionClose()
+		}
+		s.run(ctx, r)
+		return
+	}
+	if r.ContentLength == 0 {
+		s.run(ctx, r)
+		return
+	}
+	bp := bodyBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBody {
+			bodyBufs.Put(bp)
+		}
+	}()
+	body, err := readBody(ctx, (*bp)[:0], r.ContentLength, max)
+	*bp = body[:0]
+	switch {
+	case errors.Is(err, errTooLong): // chunked, past the bound
+		r.ContentLength = max + 1
+		ctx.SetConnectionClose()
+	case err != nil:
+		ctx.Error("400 Bad Request: reading the body: "+err.Error(), fasthttp.StatusBadRequest)
+		ctx.SetConnectionClose()
+		return
+	default:
 		r.Body = &Body{b: body}
 	}
 	s.run(ctx, r)
+}
+
+// maxDrain bounds the body of a request over MaxBodyBytes that is read (and
+// dropped) before the answer; past it the connection is closed unread.
+const maxDrain = 64 << 20
+
+// maxPooledBody bounds the body buffers kept for reuse.
+const maxPooledBody = 16 << 20
+
+var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+var errTooLong = errors.New("request body too long")
+
+// readBody reads a request body of length n (-1: chunked, up to max) into
+// buf, growing it once to the declared length.
+func readBody(ctx *fasthttp.RequestCtx, buf []byte, n, max int64) ([]byte, error) {
+	stream := ctx.RequestBodyStream()
+	if stream == nil {
+		return append(buf, ctx.Request.Body()...), nil
+	}
+	if n >= 0 {
+		buf = slices.Grow(buf, int(n))[:n]
+		_, err := io.ReadFull(stream, buf)
+		return buf, err
+	}
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 32<<10)
+		}
+		k, err := stream.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if int64(len(buf)) > max {
+			return buf, errTooLong
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// drain reads and drops the request's body.
+func (s *Server) drain(ctx *fasthttp.RequestCtx) error {
+	stream := ctx.RequestBodyStream()
+	if stream == nil {
+		return nil
+	}
+	_, err := io.Copy(io.Discard, io.LimitReader(stream, maxDrain))
+	return err
 }
 
 // run runs the handler on r and turns what it wrote into ctx's response.
