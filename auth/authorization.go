@@ -103,56 +103,94 @@ func missingParameterMessage(name string) string {
 // defect gives its own error (see the err* kinds); several missing
 // parameters are joined with errors.Join.
 func parseAuthorization(header string) (authorization, error) {
-	fields := strings.FieldsFunc(header, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
-	if len(fields) == 0 || !strings.HasPrefix(fields[0], "AWS4-") {
+	first, rest := nextField(header)
+	if first == "" || !strings.HasPrefix(first, "AWS4-") {
 		return authorization{}, malformed(errNotSigV4, "%s %s %s",
 			missingParameterMessage("Credential"), missingParameterMessage("Signature"), missingParameterMessage("SignedHeaders"))
 	}
-	if fields[0] != algorithm {
-		return authorization{}, malformed(errUnsupportedAlgorithm, "Unsupported AWS 'algorithm': '%s'.", echo(fields[0]))
+	if first != algorithm {
+		return authorization{}, malformed(errUnsupportedAlgorithm, "Unsupported AWS 'algorithm': '%s'.", echo(first))
 	}
-	params, err := authorizationParams(header, fields[1:])
-	if err != nil {
+	var p authorizationParams
+	for {
+		var f string
+		if f, rest = nextField(rest); f == "" {
+			break
+		}
+		if err := p.add(header, f); err != nil {
+			return authorization{}, err
+		}
+	}
+	if err := p.require(); err != nil {
 		return authorization{}, err
 	}
-	if err := requireAuthorizationParams(params); err != nil {
-		return authorization{}, err
-	}
-	return buildAuthorization(params["Credential"], params["SignedHeaders"], params["Signature"])
+	return buildAuthorization(p.credential, p.signedHeaders, p.signature)
 }
 
-// authorizationParams splits the key=value parameters of an Authorization
-// header. Unknown keys are kept but ignored by the caller.
-func authorizationParams(header string, fields []string) (map[string]string, error) {
-	params := make(map[string]string, len(fields))
-	for _, f := range fields {
-		key, value, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, malformed(errMalformedPair,
-				"'%s' not a valid key=value pair (missing equal-sign) in Authorization header: '%s'.", echo(f), echo(header))
-		}
-		if _, dup := params[key]; dup {
-			return nil, malformed(errDuplicateParameter, "Authorization header has '%s' parameter more than once.", echo(key))
-		}
-		params[key] = value
+// nextField returns the first field of s, fields being separated by runs of
+// commas, spaces and tabs, and what follows it.
+func nextField(s string) (field, rest string) {
+	isSep := func(c byte) bool { return c == ' ' || c == ',' || c == '\t' }
+	i := 0
+	for i < len(s) && isSep(s[i]) {
+		i++
 	}
-	return params, nil
+	j := i
+	for j < len(s) && !isSep(s[j]) {
+		j++
+	}
+	return s[i:j], s[j:]
 }
 
-// requireAuthorizationParams reports every missing (or empty) required
-// parameter, in AWS's order.
-func requireAuthorizationParams(params map[string]string) error {
+// authorizationParams are the key=value parameters of an Authorization
+// header. Unknown keys are kept only to find duplicates.
+type authorizationParams struct {
+	credential, signedHeaders, signature string
+	seen                                 [3]bool
+	others                               map[string]bool
+}
+
+// add records one key=value field of header.
+func (p *authorizationParams) add(header, f string) error {
+	key, value, ok := strings.Cut(f, "=")
+	if !ok {
+		return malformed(errMalformedPair,
+			"'%s' not a valid key=value pair (missing equal-sign) in Authorization header: '%s'.", echo(f), echo(header))
+	}
+	var dup bool
+	switch key {
+	case "Credential":
+		dup, p.seen[0], p.credential = p.seen[0], true, value
+	case "SignedHeaders":
+		dup, p.seen[1], p.signedHeaders = p.seen[1], true, value
+	case "Signature":
+		dup, p.seen[2], p.signature = p.seen[2], true, value
+	default:
+		if p.others == nil {
+			p.others = map[string]bool{}
+		}
+		dup, p.others[key] = p.others[key], true
+	}
+	if dup {
+		return malformed(errDuplicateParameter, "Authorization header has '%s' parameter more than once.", echo(key))
+	}
+	return nil
+}
+
+// require reports every missing (or empty) required parameter, in AWS's
+// order.
+func (p *authorizationParams) require() error {
 	var missing []error
-	for _, p := range []struct {
-		name string
-		kind error
+	for _, r := range []struct {
+		name, value string
+		kind        error
 	}{
-		{"Credential", errMissingCredential},
-		{"Signature", errMissingSignature},
-		{"SignedHeaders", errMissingSignedHeaders},
+		{"Credential", p.credential, errMissingCredential},
+		{"Signature", p.signature, errMissingSignature},
+		{"SignedHeaders", p.signedHeaders, errMissingSignedHeaders},
 	} {
-		if params[p.name] == "" {
-			missing = append(missing, malformed(p.kind, "%s", missingParameterMessage(p.name)))
+		if r.value == "" {
+			missing = append(missing, malformed(r.kind, "%s", missingParameterMessage(r.name)))
 		}
 	}
 	return errors.Join(missing...)
@@ -175,8 +213,15 @@ func buildAuthorization(credential, signedHeaders, signature string) (authorizat
 // the shape is checked here; the scope's values are checked against the
 // request by the verifier.
 func parseCredential(credential string) (string, credentialScope, error) {
-	parts := strings.Split(credential, "/")
-	if len(parts) != 5 || parts[0] == "" {
+	var parts [5]string
+	rest, n := credential, 0
+	for ; n < len(parts); n++ {
+		var ok bool
+		if parts[n], rest, ok = strings.Cut(rest, "/"); !ok {
+			break
+		}
+	}
+	if n != len(parts)-1 || parts[0] == "" {
 		return "", credentialScope{}, malformed(errMalformedCredential,
 			"Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '%s'", echo(credential))
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,6 +27,21 @@ func FuzzParseAuthorization(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, header string) {
+		// The field splitter agrees with strings.FieldsFunc on the same
+		// separators, and the credential parser with strings.Split.
+		want := strings.FieldsFunc(header, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
+		var got []string
+		for f, rest := nextField(header); f != ""; f, rest = nextField(rest) {
+			got = append(got, f)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("fields %q, strings.FieldsFunc gives %q", got, want)
+		}
+		key, scope, cerr := parseCredential(header)
+		if parts := strings.Split(header, "/"); (len(parts) == 5 && parts[0] != "") != (cerr == nil) ||
+			cerr == nil && (key != parts[0] || scope != (credentialScope{parts[1], parts[2], parts[3], parts[4]})) {
+			t.Fatalf("parseCredential(%q) = %q, %+v, %v", header, key, scope, cerr)
+		}
 		auth, err := parseAuthorization(header)
 		if err != nil {
 			for _, m := range malformations(err) {
