@@ -18,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/control"
@@ -50,8 +49,8 @@ type Handler struct {
 
 	bufs sync.Pool
 	// validated remembers header values that passed validation.
-	validated  sync.Map
-	validatedN atomic.Int64
+	validMu   sync.RWMutex
+	validated map[validValue]struct{}
 }
 
 // ServeHTTP dispatches a request by its protocol.

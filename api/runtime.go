@@ -137,7 +137,10 @@ func (h *Handler) validateInvoke(req *invoke.Request) error {
 		if m.value == "" && m.name != "EndpointName" {
 			continue
 		}
-		if _, ok := h.validated.Load(m.name + "\x00" + m.value); ok {
+		h.validMu.RLock()
+		_, ok := h.validated[validValue{m.name, m.value}]
+		h.validMu.RUnlock()
+		if ok {
 			continue
 		}
 		if unchecked == nil {
@@ -152,13 +155,21 @@ func (h *Handler) validateInvoke(req *invoke.Request) error {
 	if err := apimodel.Runtime().ValidateMembers("InvokeEndpointInput", unchecked); err != nil {
 		return err
 	}
+	h.validMu.Lock()
+	if h.validated == nil {
+		h.validated = map[validValue]struct{}{}
+	}
 	for name, value := range unchecked {
-		if h.validatedN.Add(1) <= maxValidated {
-			h.validated.Store(name+"\x00"+value, struct{}{})
+		if len(h.validated) < maxValidated {
+			h.validated[validValue{name, value}] = struct{}{}
 		}
 	}
+	h.validMu.Unlock()
 	return nil
 }
+
+// validValue is a member's value that passed validation.
+type validValue struct{ member, value string }
 
 // maxValidated bounds the set of remembered valid header values.
 const maxValidated = 4096

@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"net/http"
 	"net/url"
 	"slices"
@@ -97,11 +98,13 @@ func headerSignature(keys *signingKeys, r *http.Request, req *signedRequest, sec
 	b = append(b, "/"+scopeTerminator+"\n"...)
 	b = hex.AppendEncode(b, canonicalHash[:])
 
-	key := keys.get(secret, string(day), req.Scope.Region, req.Scope.Service)
-	mac := hmac.New(sha256.New, key)
+	macs := keys.get(secret, string(day), req.Scope.Region, req.Scope.Service)
+	mac := macs.Get().(hash.Hash)
+	mac.Reset()
 	mac.Write(b)
 	var sum [sha256.Size]byte
 	sig := hex.EncodeToString(mac.Sum(sum[:0]))
+	macs.Put(mac)
 	cb.b, cb.names = b, names
 	return sig
 }
@@ -166,10 +169,12 @@ func escapeQueryComponent(s string) string {
 	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
 }
 
-// signingKeys keeps derived SigV4 signing keys. The zero value is ready.
+// signingKeys keeps derived SigV4 signing keys, each as a pool of HMACs
+// keyed with it (an HMAC's key schedule costs two SHA-256 blocks). The zero
+// value is ready.
 type signingKeys struct {
 	mu sync.RWMutex
-	m  map[signingKeyID][]byte
+	m  map[signingKeyID]*sync.Pool
 }
 
 type signingKeyID struct{ secret, day, region, service string }
@@ -177,28 +182,29 @@ type signingKeyID struct{ secret, day, region, service string }
 // maxSigningKeys bounds the cache; past it, the cache starts over.
 const maxSigningKeys = 1024
 
-// get returns the signing key of a secret for a day (YYYYMMDD), region and
-// service: HMAC chain "AWS4"+secret → day → region → service →
-// aws4_request.
-func (k *signingKeys) get(secret, day, region, service string) []byte {
+// get returns HMAC-SHA256s keyed with the signing key of a secret for a day
+// (YYYYMMDD), region and service: the HMAC chain "AWS4"+secret → day →
+// region → service → aws4_request.
+func (k *signingKeys) get(secret, day, region, service string) *sync.Pool {
 	id := signingKeyID{secret, day, region, service}
 	k.mu.RLock()
-	key, ok := k.m[id]
+	macs, ok := k.m[id]
 	k.mu.RUnlock()
 	if ok {
-		return key
+		return macs
 	}
-	key = hmacSHA256([]byte("AWS4"+secret), day)
+	key := hmacSHA256([]byte("AWS4"+secret), day)
 	key = hmacSHA256(key, region)
 	key = hmacSHA256(key, service)
 	key = hmacSHA256(key, scopeTerminator)
+	macs = &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
 	k.mu.Lock()
 	if k.m == nil || len(k.m) >= maxSigningKeys {
-		k.m = map[signingKeyID][]byte{}
+		k.m = map[signingKeyID]*sync.Pool{}
 	}
-	k.m[id] = key
+	k.m[id] = macs
 	k.mu.Unlock()
-	return key
+	return macs
 }
 
 func hmacSHA256(key []byte, data string) []byte {

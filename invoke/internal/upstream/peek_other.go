@@ -4,6 +4,10 @@ package upstream
 
 import "net"
 
-// stillOpen cannot peek here: a pooled connection the server closed fails
-// on its next use (and the write, if that is what fails, is retried).
-func stillOpen(net.Conn) bool { return true }
+// peeker cannot peek here: a pooled connection the server closed fails on
+// its next use (and the write, if that is what fails, is retried).
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return nil }
+
+func (p *peeker) stillOpen() bool { return true }

@@ -63,21 +63,8 @@ type conn struct {
 	net.Conn
 	addr string
 	br   *bufio.Reader
-	cr   countingReader
+	peek *peeker   // nil where connections cannot be peeked at
 	used time.Time // when it last went idle
-}
-
-// countingReader counts the bytes read from the connection since the last
-// reset: a failure with none read means the server never answered.
-type countingReader struct {
-	c net.Conn
-	n int64
-}
-
-func (r *countingReader) Read(p []byte) (int, error) {
-	n, err := r.c.Read(p)
-	r.n += int64(n)
-	return n, err
 }
 
 // writeBufs holds request heads (and small bodies) while they are written.
@@ -150,7 +137,6 @@ func (c *Client) roundTrip(ctx context.Context, deadline time.Time, cn *conn, me
 	if err := cn.SetDeadline(deadline); err != nil {
 		return nil, err
 	}
-	cn.cr.n = 0
 	bp := writeBufs.Get().(*[]byte)
 	b := append((*bp)[:0], method...)
 	b = append(b, ' ')
@@ -172,7 +158,10 @@ func (c *Client) roundTrip(ctx context.Context, deadline time.Time, cn *conn, me
 	b = append(b, "\r\n"...)
 	// Cancelling ctx interrupts a write or a read in progress; such a
 	// connection is never reused.
-	stop := context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
+	stop := neverStopped
+	if ctx.Done() != nil { // (a context that can end)
+		stop = context.AfterFunc(ctx, func() { cn.SetDeadline(time.Unix(1, 0)) })
+	}
 	var err error
 	if len(body) <= inlineBody {
 		b = append(b, body...)
@@ -202,6 +191,9 @@ func (c *Client) roundTrip(ctx context.Context, deadline time.Time, cn *conn, me
 	resp.Body = rb
 	return resp, nil
 }
+
+// neverStopped is the stop function of a call whose context cannot end.
+func neverStopped() bool { return true }
 
 // readResponse reads an answer, skipping informational (1xx) ones.
 func readResponse(br *bufio.Reader) (*http.Response, error) {
@@ -269,7 +261,7 @@ func (c *Client) get(ctx context.Context, deadline time.Time, addr string) (*con
 			continue
 		}
 		c.mu.Unlock()
-		if !stillOpen(cn.Conn) {
+		if !cn.peek.stillOpen() {
 			cn.Close()
 			c.mu.Lock()
 			continue
@@ -286,8 +278,8 @@ func (c *Client) get(ctx context.Context, deadline time.Time, addr string) (*con
 		return nil, false, err
 	}
 	cn := &conn{Conn: nc, addr: addr}
-	cn.cr.c = nc
-	cn.br = bufio.NewReaderSize(&cn.cr, 32<<10)
+	cn.br = bufio.NewReaderSize(nc, 32<<10)
+	cn.peek = newPeeker(nc)
 	return cn, false, nil
 }
 
