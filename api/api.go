@@ -110,6 +110,10 @@ func (h *Handler) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	h.Metrics.AccountHandler(caller.Account).ServeHTTP(w, r)
 }
 
+// bufferedBody is a request body the HTTP server has already read whole
+// (internal/fastserve's): readBody uses it as it is.
+type bufferedBody interface{ BufferedBody() []byte }
+
 // errTooLarge is returned by readBody for a body over its limit.
 var errTooLarge = errors.New("request body too large")
 
@@ -117,6 +121,12 @@ var errTooLarge = errors.New("request body too large")
 // buffer; release returns the buffer once the body is no longer used.
 func (h *Handler) readBody(r *http.Request, limit int64) (body []byte, release func(), err error) {
 	if r.ContentLength > limit {
+		return nil, func() {}, errTooLarge
+	}
+	if b, ok := r.Body.(bufferedBody); ok { // read whole by the server: no copy
+		if body := b.BufferedBody(); int64(len(body)) <= limit {
+			return body, func() {}, nil
+		}
 		return nil, func() {}, errTooLarge
 	}
 	buf, _ := h.bufs.Get().(*bytes.Buffer)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -173,4 +174,38 @@ func TestUnimplementedOperation(t *testing.T) {
 	if code != http.StatusBadRequest || typ != sagehost.CodeUnknownOperation || msg != `Unrecognized operation "SageMaker.CreateTrainingJobs".` {
 		t.Errorf("SageMaker.CreateTrainingJobs: %d %s %q", code, typ, msg)
 	}
+}
+
+// wholeBody is a body the server read whole, as internal/fastserve's.
+type wholeBody struct {
+	io.Reader
+	b []byte
+}
+
+func (w wholeBody) BufferedBody() []byte { return w.b }
+func (wholeBody) Close() error           { return nil }
+
+// A body the server already read whole is used as it is (no second copy of
+// up to 6 MiB), within the same limits.
+func TestReadBodyTakesBufferedBody(t *testing.T) {
+	h := &Handler{}
+	b := []byte("0123456789")
+	r := httptest.NewRequest(http.MethodPost, "/endpoints/x/invocations", nil)
+	r.Body, r.ContentLength = wholeBody{bytes.NewReader(b), b}, int64(len(b))
+	got, release, err := h.readBody(r, 10)
+	if err != nil || &got[0] != &b[0] || len(got) != len(b) {
+		t.Fatalf("readBody = %q, %v: want the server's buffer itself", got, err)
+	}
+	release()
+	r.Body = wholeBody{bytes.NewReader(b), b}
+	if _, _, err := h.readBody(r, 9); !errors.Is(err, errTooLarge) {
+		t.Fatalf("over the limit: %v", err)
+	}
+	// Any other body is copied into a pooled buffer.
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	got, release, err = h.readBody(r, 10)
+	if err != nil || string(got) != string(b) || &got[0] == &b[0] {
+		t.Fatalf("copied body = %q, %v", got, err)
+	}
+	release()
 }

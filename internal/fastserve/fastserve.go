@@ -14,6 +14,7 @@
 package fastserve
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -22,9 +23,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,7 +71,8 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Server{cfg: cfg, streaming: fasthttpadaptor.NewFastHTTPHandler(cfg.Handler)}
+	s := &Server{cfg: cfg}
+	s.streaming = fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(s.serveStreamed))
 	s.fast = &fasthttp.Server{
 		Handler:                       s.serve,
 		ErrorHandler:                  s.serveError,
@@ -97,15 +101,16 @@ func (s *Server) Shutdown(ctx context.Context) error { return s.fast.ShutdownWit
 
 // serve answers one request.
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
-	if s.cfg.Streaming != nil && s.cfg.Streaming(ctx.Method(), ctx.Path()) {
-		s.streaming(ctx)
-		return
-	}
 	r, err := newRequest(ctx)
 	if err != nil {
 		ctx.Error("400 Bad Request: "+err.Error(), fasthttp.StatusBadRequest)
 		ctx.SetConnectionClose()
 		return
+	}
+	handle := s.run
+	streaming := s.cfg.Streaming != nil && s.cfg.Streaming(ctx.Method(), ctx.Path())
+	if streaming {
+		handle = s.stream
 	}
 	max := int64(s.cfg.MaxBodyBytes)
 	if r.ContentLength > max {
@@ -114,21 +119,30 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		if r.ContentLength > maxDrain || s.drain(ctx) != nil {
 			ctx.SetConnectionClose()
 		}
-		s.run(ctx, r)
+		handle(ctx, r)
 		return
 	}
 	if r.ContentLength == 0 {
-		s.run(ctx, r)
+		handle(ctx, r)
 		return
 	}
-	bp := bodyBufs.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= maxPooledBody {
-			bodyBufs.Put(bp)
-		}
-	}()
-	body, err := readBody(ctx, (*bp)[:0], r.ContentLength, max)
-	*bp = body[:0]
+	var bp *[]byte
+	if !streaming { // a streaming handler may run on after serve returns
+		bp = bodyBufs.Get().(*[]byte)
+		defer func() {
+			if cap(*bp) <= maxPooledBody {
+				bodyBufs.Put(bp)
+			}
+		}()
+	}
+	var buf []byte
+	if bp != nil {
+		buf = (*bp)[:0]
+	}
+	body, err := readBody(ctx, buf, r.ContentLength, max)
+	if bp != nil {
+		*bp = body[:0]
+	}
 	switch {
 	case errors.Is(err, errTooLong): // chunked, past the bound
 		r.ContentLength = max + 1
@@ -139,8 +153,52 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 		return
 	default:
 		r.Body = &Body{b: body}
+		if r.ContentLength < 0 {
+			addTrailer(r, ctx.Request.Header.TrailerHeader())
+		}
 	}
-	s.run(ctx, r)
+	handle(ctx, r)
+}
+
+// stream runs the handler on r through fasthttpadaptor, which sends the
+// response as the handler flushes it.
+func (s *Server) stream(ctx *fasthttp.RequestCtx, r *http.Request) {
+	// The adaptor takes the body from ctx: give it the one read (none
+	// past MaxBodyBytes), not the rest of the stream, which it would read
+	// whole, however long.
+	var body []byte
+	if b, ok := r.Body.(*Body); ok {
+		body = b.b
+	}
+	ctx.Request.SetBodyRaw(body)
+	ctx.SetUserValue(requestKey{}, r)
+	defer func() {
+		// fasthttpadaptor logs a handler's panic before it flushed and
+		// panics again, which nothing in fasthttp would recover: cut the
+		// response short, as run does.
+		if v := recover(); v != nil {
+			ctx.HijackSetNoResponse(true)
+			ctx.Hijack(func(net.Conn) {})
+		}
+	}()
+	s.streaming(ctx)
+}
+
+// requestKey keys the request serve built in the ctx given to the adaptor.
+type requestKey struct{}
+
+// serveStreamed is the handler fasthttpadaptor runs: cfg.Handler, on the
+// request serve built rather than the adaptor's (which differs from
+// net/http's: Host in the header map, repeated Content-Type and
+// User-Agent lines and Cookie lines merged, a chunked body's length).
+func (s *Server) serveStreamed(w http.ResponseWriter, ar *http.Request) {
+	r, ok := ar.Context().Value(requestKey{}).(*http.Request)
+	if !ok {
+		r = ar
+	} else {
+		r = r.WithContext(ar.Context())
+	}
+	s.cfg.Handler.ServeHTTP(w, r)
 }
 
 // maxDrain bounds the body of a request over MaxBodyBytes that is read (and
@@ -243,49 +301,216 @@ func (s *Server) serveError(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
 }
 
-// newRequest builds the net/http form of ctx's request, without its body.
+// newRequest builds the net/http form of ctx's request, without its body,
+// as net/http's server would give it to the handler for the same bytes.
 func newRequest(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 	uri := string(ctx.RequestURI())
-	u, err := url.ParseRequestURI(uri)
+	h := &ctx.Request.Header
+	method := string(h.Method())
+	// A CONNECT request names an authority (host:port), which net/http
+	// parses into URL.Host.
+	authority := method == http.MethodConnect && !strings.HasPrefix(uri, "/")
+	rawURL := uri
+	if authority {
+		rawURL = "http://" + uri
+	}
+	u, err := url.ParseRequestURI(rawURL)
 	if err != nil {
 		return nil, err
 	}
-	h := &ctx.Request.Header
+	if authority {
+		u.Scheme = ""
+	}
+	proto := "HTTP/1.1"
+	if !h.IsHTTP11() {
+		proto = string(h.Protocol())
+	}
+	major, minor, ok := http.ParseHTTPVersion(proto)
+	if !ok || major != 1 {
+		return nil, fmt.Errorf("unsupported protocol %q", proto)
+	}
 	r := &http.Request{
-		Method:     string(h.Method()),
+		Method:     method,
 		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
+		Proto:      proto,
+		ProtoMajor: major,
+		ProtoMinor: minor,
 		Header:     make(http.Header, 12),
 		Body:       http.NoBody,
-		Host:       string(h.Host()),
 		RequestURI: uri,
 		RemoteAddr: ctx.RemoteAddr().String(),
 	}
-	if h.IsHTTP11() {
-		r.Close = h.ConnectionClose()
+	if raw := h.RawHeaders(); bytes.Contains(raw, []byte("\n ")) || bytes.Contains(raw, []byte("\n\t")) {
+		// An obs-fold: fasthttp's AllInOrder, which parses the lines
+		// again, drops fields after one in some blocks (bare LF line
+		// ends). Read the rare block as net/http does.
+		mh, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(raw))).ReadMIMEHeader()
+		if err != nil {
+			return nil, err
+		}
+		r.Header = http.Header(mh)
 	} else {
-		r.Proto, r.ProtoMinor, r.Close = "HTTP/1.0", 0, !h.ConnectionClose() && !bytes.EqualFold(h.Peek("Connection"), []byte("keep-alive"))
-	}
-	for k, v := range h.AllInOrder() {
-		switch key := string(k); key {
-		case "Host":
-		case "Transfer-Encoding":
-			r.TransferEncoding = append(r.TransferEncoding, string(v))
-		default:
-			r.Header[key] = append(r.Header[key], string(v))
+		// Values are cut from one copy of the header block, and headers
+		// seen once share one backing array: a few allocations per
+		// request rather than three per header.
+		raw := h.RawHeaders()
+		block := string(raw)
+		var backing [16]string
+		vals := backing[:0:0]
+		for k, v := range h.AllInOrder() {
+			key := internKey(k)
+			value := ""
+			if off := cap(raw) - cap(v); len(v) > 0 && off >= 0 && off+len(v) <= len(raw) && &raw[off] == &v[0] {
+				value = block[off : off+len(v)]
+			} else if len(v) > 0 {
+				value = string(v)
+			}
+			if old, ok := r.Header[key]; ok {
+				r.Header[key] = append(old, value)
+				continue
+			}
+			if len(vals) == cap(vals) {
+				vals = make([]string, 0, 16)
+			}
+			vals = append(vals, value)
+			r.Header[key] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
 	}
+	// As net/http: the Host line, or the host of an absolute request URI,
+	// goes to r.Host; Transfer-Encoding (chunked: fasthttp refuses other
+	// codings but identity, and any in HTTP/1.0) to r.TransferEncoding,
+	// and with it the Content-Length and Trailer lines go, the declared
+	// and received trailers being in r.Trailer.
+	r.Host = u.Host
+	if hosts := r.Header["Host"]; r.Host == "" && len(hosts) > 0 {
+		r.Host = hosts[0]
+	}
+	delete(r.Header, "Host")
+	conn := r.Header["Connection"]
+	r.Close = hasToken(conn, "close") || (minor == 0 && !hasToken(conn, "keep-alive"))
+	delete(r.Header, "Transfer-Encoding")
 	switch n := h.ContentLength(); {
+	case n == -1: // chunked
+		r.TransferEncoding = []string{"chunked"}
+		r.ContentLength = -1
+		delete(r.Header, "Content-Length")
+		if declared, ok := r.Header["Trailer"]; ok {
+			delete(r.Header, "Trailer")
+			r.Trailer = declaredTrailer(declared)
+		}
 	case n >= 0:
 		r.ContentLength = int64(n)
-	case n == -1: // chunked
-		r.ContentLength = -1
 	default: // no body (-2: identity without a length, which a request cannot have)
 		r.ContentLength = 0
 	}
 	return r, nil
+}
+
+// internKey returns a header name as a string, without allocating for the
+// names AWS clients send.
+func internKey(k []byte) string {
+	switch string(k) {
+	case "Host":
+		return "Host"
+	case "Content-Type":
+		return "Content-Type"
+	case "Content-Length":
+		return "Content-Length"
+	case "Authorization":
+		return "Authorization"
+	case "X-Amz-Date":
+		return "X-Amz-Date"
+	case "X-Amz-Content-Sha256":
+		return "X-Amz-Content-Sha256"
+	case "X-Amz-Security-Token":
+		return "X-Amz-Security-Token"
+	case "X-Amz-Target":
+		return "X-Amz-Target"
+	case "User-Agent":
+		return "User-Agent"
+	case "X-Amz-User-Agent":
+		return "X-Amz-User-Agent"
+	case "Accept":
+		return "Accept"
+	case "Accept-Encoding":
+		return "Accept-Encoding"
+	case "Amz-Sdk-Invocation-Id":
+		return "Amz-Sdk-Invocation-Id"
+	case "Amz-Sdk-Request":
+		return "Amz-Sdk-Request"
+	case "Connection":
+		return "Connection"
+	case "Expect":
+		return "Expect"
+	case "X-Amzn-Sagemaker-Custom-Attributes":
+		return "X-Amzn-Sagemaker-Custom-Attributes"
+	case "X-Amzn-Sagemaker-Target-Model":
+		return "X-Amzn-Sagemaker-Target-Model"
+	case "X-Amzn-Sagemaker-Target-Variant":
+		return "X-Amzn-Sagemaker-Target-Variant"
+	case "X-Amzn-Sagemaker-Inference-Id":
+		return "X-Amzn-Sagemaker-Inference-Id"
+	}
+	return string(k)
+}
+
+// hasToken reports whether the comma-separated values hold token (ASCII,
+// any case).
+func hasToken(values []string, token string) bool {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.Trim(t, " \t"); len(t) == len(token) && asciiEqualFold(t, token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func asciiEqualFold(a, b string) bool {
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// declaredTrailer returns the names a Trailer header announces, with nil
+// values, as net/http gives them before the body is read.
+func declaredTrailer(declared []string) http.Header {
+	t := make(http.Header)
+	for _, v := range declared {
+		for k := range strings.SplitSeq(v, ",") {
+			if k = strings.Trim(k, " \t"); k != "" {
+				t[http.CanonicalHeaderKey(k)] = nil
+			}
+		}
+	}
+	if len(t) == 0 {
+		return nil
+	}
+	return t
+}
+
+// addTrailer adds to r.Trailer the fields received after a chunked body,
+// section being fasthttp's "Name: value\r\n" lines of them.
+func addTrailer(r *http.Request, section []byte) {
+	for line := range strings.SplitSeq(string(section), "\r\n") {
+		if k, v, ok := strings.Cut(line, ": "); ok {
+			if r.Trailer == nil {
+				r.Trailer = make(http.Header)
+			}
+			r.Trailer[k] = append(r.Trailer[k], v)
+		}
+	}
 }
 
 // Body is a request body the server has read whole.
@@ -333,8 +558,14 @@ func (w *responseWriter) WriteHeader(status int) {
 	resp := &w.ctx.Response
 	resp.SetStatusCode(status)
 	for k, vs := range w.header {
-		if k == "Content-Length" || len(vs) == 0 {
-			continue // fasthttp sets the length of what was written
+		if len(vs) == 0 {
+			continue
+		}
+		if k == "Content-Length" {
+			// Sent only with no body written (the answer to HEAD): else
+			// fasthttp sets the length of what was written.
+			resp.Header.Set(k, vs[0])
+			continue
 		}
 		if k == "Content-Type" {
 			resp.Header.SetContentType(vs[0])
