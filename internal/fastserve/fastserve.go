@@ -257,6 +257,7 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, r *http.Request) {
 	w := writers.Get().(*responseWriter)
 	w.ctx = ctx
 	defer func() {
+		w.drop() // (after a panic)
 		clear(w.header)
 		w.ctx, w.status = nil, 0
 		writers.Put(w)
@@ -273,6 +274,7 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, r *http.Request) {
 	}()
 	s.cfg.Handler.ServeHTTP(w, r)
 	w.WriteHeader(http.StatusOK) // if the handler never did
+	w.finish()
 }
 
 // serveError answers a request fasthttp could not read.
@@ -541,6 +543,47 @@ type responseWriter struct {
 	ctx    *fasthttp.RequestCtx
 	header http.Header
 	status int
+	// big holds the body of a response that announced a length past
+	// bigBody, allocated once at that length (fasthttp's own buffer would
+	// grow by doubling, copying the body several times).
+	big *[]byte
+}
+
+// bigBody is the declared length past which a response body goes to a
+// buffer of its own.
+const bigBody = 64 << 10
+
+var bigBufs sync.Pool
+
+// finish hands a big body to fasthttp, to be sent after the handler
+// returns; the buffer goes back to the pool when the request ends
+// (fasthttp closes io.Closer user values then, the response written).
+func (w *responseWriter) finish() {
+	if w.big == nil || len(*w.big) == 0 { // nothing written (HEAD): keep the declared length
+		w.drop()
+		return
+	}
+	w.ctx.Response.SetBodyRaw(*w.big)
+	w.ctx.SetUserValue(bigBodyKey{}, bigBodyRelease{w.big})
+	w.big = nil
+}
+
+// drop returns an unsent big body's buffer to the pool.
+func (w *responseWriter) drop() {
+	if w.big != nil {
+		bigBufs.Put(w.big)
+		w.big = nil
+	}
+}
+
+type bigBodyKey struct{}
+
+type bigBodyRelease struct{ b *[]byte }
+
+func (r bigBodyRelease) Close() error {
+	*r.b = (*r.b)[:0]
+	bigBufs.Put(r.b)
+	return nil
 }
 
 var writers = sync.Pool{New: func() any { return &responseWriter{header: make(http.Header, 8)} }}
@@ -565,6 +608,14 @@ func (w *responseWriter) WriteHeader(status int) {
 			// Sent only with no body written (the answer to HEAD): else
 			// fasthttp sets the length of what was written.
 			resp.Header.Set(k, vs[0])
+			if n, err := strconv.Atoi(vs[0]); err == nil && n > bigBody && n <= maxPooledBody {
+				bp, _ := bigBufs.Get().(*[]byte)
+				if bp == nil {
+					bp = new([]byte)
+				}
+				*bp = slices.Grow((*bp)[:0], n)
+				w.big = bp
+			}
 			continue
 		}
 		if k == "Content-Type" {
@@ -579,6 +630,10 @@ func (w *responseWriter) WriteHeader(status int) {
 
 func (w *responseWriter) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
+	if w.big != nil {
+		*w.big = append(*w.big, p...)
+		return len(p), nil
+	}
 	return w.ctx.Write(p)
 }
 

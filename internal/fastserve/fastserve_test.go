@@ -1329,3 +1329,42 @@ func TestShutdown(t *testing.T) {
 		t.Error("the listener still accepts")
 	}
 }
+
+// A response that declares a length past bigBody goes out of a buffer of
+// its own, taken from a pool: each answer carries exactly its own bytes,
+// however the handler writes them, and a HEAD answer keeps the length.
+func TestBigResponses(t *testing.T) {
+	const n = 3*bigBody + 7
+	addr := startFast(t, Config{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fill := r.URL.Query().Get("fill")[0]
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if r.Method == http.MethodHead {
+			return
+		}
+		chunk := bytes.Repeat([]byte{fill}, 1000)
+		for left := n; left > 0; left -= len(chunk) {
+			w.Write(chunk[:min(left, len(chunk))])
+		}
+	}), MaxBodyBytes: 1 << 20})
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	for _, fill := range "abcab" {
+		resp, err := client.Get("http://" + addr + "/?fill=" + string(fill))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || len(body) != n || resp.ContentLength != n || !bytes.Equal(body, bytes.Repeat([]byte{byte(fill)}, n)) {
+			t.Fatalf("fill %c: %d bytes (Content-Length %d), %v", fill, len(body), resp.ContentLength, err)
+		}
+	}
+	resp, err := client.Head("http://" + addr + "/?fill=h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ContentLength != n {
+		t.Fatalf("HEAD: Content-Length %d, want %d", resp.ContentLength, n)
+	}
+}
