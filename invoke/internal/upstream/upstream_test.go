@@ -723,16 +723,7 @@ func TestDeadlineArgument(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		readErr := make(chan error, 1)
-		go func() {
-			_, err := io.ReadAll(resp.Body)
-			readErr <- err
-		}()
-		select {
-		case err = <-readErr:
-		case <-time.After(3 * time.Second):
-			t.Fatal("Read did not return after the deadline")
-		}
+		err = readAllWithin(t, resp.Body, "the deadline")
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Read error %v, want one wrapping context.DeadlineExceeded", err)
 		}
@@ -788,16 +779,7 @@ func TestCancelReadingBody(t *testing.T) {
 		t.Fatalf("read %q, %v", buf, err)
 	}
 	time.AfterFunc(20*time.Millisecond, cancel)
-	readErr := make(chan error, 1)
-	go func() {
-		_, err := io.ReadAll(resp.Body)
-		readErr <- err
-	}()
-	select {
-	case err = <-readErr:
-	case <-time.After(3 * time.Second):
-		t.Fatal("Read did not return after cancel")
-	}
+	err = readAllWithin(t, resp.Body, "cancel")
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Read error %v, want context.Canceled", err)
 	}
@@ -1358,5 +1340,23 @@ func TestConcurrent(t *testing.T) {
 	}
 	if n := s.requests.Load(); n != goroutines*calls {
 		t.Errorf("%d requests, want %d", n, goroutines*calls)
+	}
+}
+
+// readAllWithin reads body to its end, failing the test if that takes more
+// than 3 s (after what, which should have ended it).
+func readAllWithin(t *testing.T, body io.Reader, after string) error {
+	t.Helper()
+	readErr := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(body)
+		readErr <- err
+	}()
+	select {
+	case err := <-readErr:
+		return err
+	case <-time.After(3 * time.Second):
+		t.Fatal("Read did not return after " + after)
+		return nil
 	}
 }
