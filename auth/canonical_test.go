@@ -74,3 +74,28 @@ func BenchmarkSignature(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkVerify is the whole verification of a header-signed 1 KB
+// InvokeEndpoint request, as aws-sdk-go-v2 signs it.
+func BenchmarkVerify(b *testing.B) {
+	body := make([]byte, 1024)
+	req := newRequest(b, "http://127.0.0.1:7070", "POST", "/endpoints/bench/invocations", body)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	sdkSign(b, req, body, signing{})
+	v := testVerifier(b)
+	for b.Loop() {
+		if _, err := v.Verify(req, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestCanonicalKey(t *testing.T) {
+	for _, name := range []string{"content-type", "content-length", "host", "x-amz-date", "x-amz-content-sha256",
+		"x-amz-security-token", "x-amz-target", "x-amz-user-agent", "amz-sdk-invocation-id", "amz-sdk-request",
+		"accept", "x-amzn-sagemaker-custom-attributes", "x-other", "weird name"} {
+		if got, want := canonicalKey(name), http.CanonicalHeaderKey(name); got != want {
+			t.Errorf("canonicalKey(%q) = %q, want %q", name, got, want)
+		}
+	}
+}

@@ -135,16 +135,48 @@ func signedHeaderValues(r *http.Request, signed []string) http.Header {
 		}
 		// Shared with r.Header: the signer replaces whole values (Set), and
 		// the normalisers build new ones, so none is written through.
-		out[http.CanonicalHeaderKey(name)] = vals
+		out[canonicalKey(name)] = vals
 	}
 	return out
+}
+
+// canonicalKey is http.CanonicalHeaderKey of a lower-case signed header
+// name, without allocating for the names AWS SDKs sign.
+func canonicalKey(lower string) string {
+	switch lower {
+	case "content-type":
+		return "Content-Type"
+	case "content-length":
+		return "Content-Length"
+	case "host":
+		return "Host"
+	case "x-amz-date":
+		return "X-Amz-Date"
+	case "x-amz-content-sha256":
+		return "X-Amz-Content-Sha256"
+	case "x-amz-security-token":
+		return "X-Amz-Security-Token"
+	case "x-amz-target":
+		return "X-Amz-Target"
+	case "x-amz-user-agent":
+		return "X-Amz-User-Agent"
+	case "amz-sdk-invocation-id":
+		return "Amz-Sdk-Invocation-Id"
+	case "amz-sdk-request":
+		return "Amz-Sdk-Request"
+	case "accept":
+		return "Accept"
+	case "x-amzn-sagemaker-custom-attributes":
+		return "X-Amzn-Sagemaker-Custom-Attributes"
+	}
+	return http.CanonicalHeaderKey(lower)
 }
 
 // headerValues returns every value of a header, by its lowercase name. Go's
 // server stores valid names in canonical form; a name it could not
 // canonicalise is matched case-insensitively.
 func headerValues(h http.Header, lower string) []string {
-	if vs, ok := h[http.CanonicalHeaderKey(lower)]; ok {
+	if vs, ok := h[canonicalKey(lower)]; ok {
 		return vs
 	}
 	var vals []string
