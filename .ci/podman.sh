@@ -68,12 +68,14 @@ EOF
 
 	# 3. The API service: one per machine, left running in the background
 	#    (--time=0: it never exits for being idle). An answering socket means
-	#    one runs already.
+	#    one runs already. It starts in / : the conmon processes it spawns
+	#    inherit its working directory, and fail ("write child: broken
+	#    pipe") once that is gone, such as a checkout removed after a run.
 	if ! curl -sf --max-time 5 --unix-socket "$sock_path" http://d/_ping >/dev/null 2>&1; then
 		mkdir -p "$(dirname "$sock_path")"
 		rm -f "$sock_path"
 		echo "podman.sh: starting podman system service on $sock (log: $log)" >&2
-		nohup setsid podman system service --time=0 "$sock" >>"$log" 2>&1 </dev/null &
+		(cd / && nohup setsid podman system service --time=0 "$sock" >>"$log" 2>&1 </dev/null &)
 		local i
 		for i in $(seq 1 100); do
 			if curl -sf --max-time 2 --unix-socket "$sock_path" http://d/_ping >/dev/null 2>&1; then
