@@ -32,6 +32,10 @@ func ARN(region, account string, kind Kind, name string) string {
 	return "arn:" + Partition(region) + ":sagemaker:" + region + ":" + account + ":" + string(kind) + "/" + strings.ToLower(name)
 }
 
+// ARN returns the ARN of the caller's resource of a kind and name (in the
+// caller's account and region).
+func (c Caller) ARN(kind Kind, name string) string { return ARN(c.Region, c.Account, kind, name) }
+
 // Partition returns the AWS partition of a region name.
 func Partition(region string) string {
 	switch {

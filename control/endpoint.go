@@ -25,12 +25,8 @@ type EndpointArnOutput struct {
 	EndpointArn string `json:"EndpointArn"`
 }
 
-func endpointARN(c sagehost.Caller, name string) string {
-	return sagehost.ARN(c.Region, c.Account, sagehost.KindEndpoint, name)
-}
-
 func endpointNotFound(c sagehost.Caller, name string) error {
-	return validation("Could not find endpoint %q.", endpointARN(c, name))
+	return validation("Could not find endpoint %q.", c.ARN(sagehost.KindEndpoint, name))
 }
 
 // newDeployment snapshots an endpoint config and the models it names.
@@ -101,7 +97,7 @@ func DecodeEndpointState(rec *sagehost.Record) (*sagehost.EndpointState, error) 
 // CreateEndpoint records an endpoint in status Creating and hands it to the
 // reconciler, which starts its instances in the background.
 func (s *Service) CreateEndpoint(ctx context.Context, c sagehost.Caller, in *CreateEndpointInput) (*EndpointArnOutput, error) {
-	arn := endpointARN(c, in.EndpointName)
+	arn := c.ARN(sagehost.KindEndpoint, in.EndpointName)
 	if _, err := s.Store.Get(ctx, sagehost.KindEndpoint, c.Account, c.Region, in.EndpointName); err == nil {
 		return nil, validation("Cannot create already existing endpoint %q.", arn)
 	} else if !errors.Is(err, sagehost.ErrNotFound) {

@@ -35,7 +35,7 @@ func (s *Service) CreateEndpointConfig(ctx context.Context, c sagehost.Caller, i
 	now := s.now()
 	rec := &sagehost.Record{
 		Kind: sagehost.KindEndpointConfig, Account: c.Account, Region: c.Region, Name: in.EndpointConfigName,
-		ARN:          sagehost.ARN(c.Region, c.Account, sagehost.KindEndpointConfig, in.EndpointConfigName),
+		ARN:          c.ARN(sagehost.KindEndpointConfig, in.EndpointConfigName),
 		CreationTime: now, LastModifiedTime: now, Doc: doc,
 	}
 	if err := s.Store.Create(ctx, rec, in.Tags); errors.Is(err, sagehost.ErrAlreadyExists) {
@@ -111,7 +111,7 @@ type EndpointConfigNameInput struct {
 func (s *Service) getEndpointConfig(ctx context.Context, c sagehost.Caller, name string) (*sagehost.Record, error) {
 	rec, err := s.Store.Get(ctx, sagehost.KindEndpointConfig, c.Account, c.Region, name)
 	if errors.Is(err, sagehost.ErrNotFound) {
-		return nil, validation("Could not find endpoint configuration %q.", sagehost.ARN(c.Region, c.Account, sagehost.KindEndpointConfig, name))
+		return nil, validation("Could not find endpoint configuration %q.", c.ARN(sagehost.KindEndpointConfig, name))
 	}
 	return rec, storeErr("get endpoint config", err)
 }
@@ -135,7 +135,7 @@ func (s *Service) DescribeEndpointConfig(ctx context.Context, c sagehost.Caller,
 func (s *Service) DeleteEndpointConfig(ctx context.Context, c sagehost.Caller, in *EndpointConfigNameInput) (*struct{}, error) {
 	err := s.Store.Delete(ctx, sagehost.KindEndpointConfig, c.Account, c.Region, in.EndpointConfigName)
 	if errors.Is(err, sagehost.ErrNotFound) {
-		return nil, validation("Could not find endpoint configuration %q.", sagehost.ARN(c.Region, c.Account, sagehost.KindEndpointConfig, in.EndpointConfigName))
+		return nil, validation("Could not find endpoint configuration %q.", c.ARN(sagehost.KindEndpointConfig, in.EndpointConfigName))
 	}
 	return &struct{}{}, storeErr("delete endpoint config", err)
 }

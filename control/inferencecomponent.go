@@ -38,12 +38,8 @@ type InferenceComponentArnOutput struct {
 	InferenceComponentArn string `json:"InferenceComponentArn"`
 }
 
-func inferenceComponentARN(c sagehost.Caller, name string) string {
-	return sagehost.ARN(c.Region, c.Account, sagehost.KindInferenceComponent, name)
-}
-
 func inferenceComponentNotFound(c sagehost.Caller, name string) error {
-	return validation("Could not find inference component %q.", inferenceComponentARN(c, name))
+	return validation("Could not find inference component %q.", c.ARN(sagehost.KindInferenceComponent, name))
 }
 
 // DecodeInferenceComponentState decodes an inference component record's
@@ -347,7 +343,7 @@ func (s *Service) checkBase(ctx context.Context, c sagehost.Caller, base, endpoi
 	switch {
 	case !strings.EqualFold(st.EndpointName, endpoint):
 		return nil, nil, validation("Base inference component %q is on endpoint %q; an adapter inference component must be on the endpoint of its base inference component.",
-			rec.ARN, endpointARN(c, st.EndpointName))
+			rec.ARN, c.ARN(sagehost.KindEndpoint, st.EndpointName))
 	case st.Current.Spec.BaseInferenceComponentName() != "":
 		return nil, nil, validation("Inference component %q is itself an adapter inference component and cannot be the base of another.", rec.ARN)
 	case rec.Status == sagehost.StatusDeleting:
@@ -388,7 +384,7 @@ func (s *Service) newComponentDeployment(doc json.RawMessage, spec sagehost.Infe
 // Creating on an endpoint's variant and tells the endpoint's reconciler,
 // which starts its copies.
 func (s *Service) CreateInferenceComponent(ctx context.Context, c sagehost.Caller, in *CreateInferenceComponentInput) (*InferenceComponentArnOutput, error) {
-	arn := inferenceComponentARN(c, in.InferenceComponentName)
+	arn := c.ARN(sagehost.KindInferenceComponent, in.InferenceComponentName)
 	exists := func() error { return validation("Cannot create already existing inference component %q.", arn) }
 	if _, err := s.Store.Get(ctx, sagehost.KindInferenceComponent, c.Account, c.Region, in.InferenceComponentName); err == nil {
 		return nil, exists()
@@ -487,7 +483,7 @@ func (s *Service) DescribeInferenceComponent(ctx context.Context, c sagehost.Cal
 		"InferenceComponentName":   rec.Name,
 		"InferenceComponentArn":    rec.ARN,
 		"EndpointName":             st.EndpointName,
-		"EndpointArn":              endpointARN(c, st.EndpointName),
+		"EndpointArn":              c.ARN(sagehost.KindEndpoint, st.EndpointName),
 		"VariantName":              st.VariantName,
 		"CreationTime":             Time(rec.CreationTime),
 		"LastModifiedTime":         Time(rec.LastModifiedTime),
@@ -577,7 +573,7 @@ func (s *Service) ListInferenceComponents(ctx context.Context, c sagehost.Caller
 		st := states[r]
 		out.InferenceComponents = append(out.InferenceComponents, InferenceComponentSummary{
 			CreationTime: Time(r.CreationTime), InferenceComponentArn: r.ARN, InferenceComponentName: r.Name,
-			EndpointArn: endpointARN(c, st.EndpointName), EndpointName: st.EndpointName, VariantName: st.VariantName,
+			EndpointArn: c.ARN(sagehost.KindEndpoint, st.EndpointName), EndpointName: st.EndpointName, VariantName: st.VariantName,
 			InferenceComponentStatus: r.Status, LastModifiedTime: Time(r.LastModifiedTime),
 		})
 	}
@@ -710,7 +706,7 @@ func (s *Service) UpdateInferenceComponentRuntimeConfig(ctx context.Context, c s
 	return s.updateComponent(ctx, c, in.InferenceComponentName, "update inference component runtime config", func(r *sagehost.Record, st *sagehost.InferenceComponentState) error {
 		if base := st.Current.Spec.BaseInferenceComponentName(); base != "" {
 			return validation("Inference component %q is an adapter inference component: it has no copies of its own and runs in every copy of its base inference component %q.",
-				r.ARN, inferenceComponentARN(c, base))
+				r.ARN, c.ARN(sagehost.KindInferenceComponent, base))
 		}
 		st.DesiredCopyCount = in.DesiredRuntimeConfig.CopyCount
 		return nil

@@ -34,7 +34,7 @@ func (s *Service) CreateModel(ctx context.Context, c sagehost.Caller, in *Create
 	now := s.now()
 	rec := &sagehost.Record{
 		Kind: sagehost.KindModel, Account: c.Account, Region: c.Region, Name: in.ModelName,
-		ARN:          sagehost.ARN(c.Region, c.Account, sagehost.KindModel, in.ModelName),
+		ARN:          c.ARN(sagehost.KindModel, in.ModelName),
 		CreationTime: now, LastModifiedTime: now, Doc: doc,
 	}
 	if err := s.Store.Create(ctx, rec, in.Tags); errors.Is(err, sagehost.ErrAlreadyExists) {
@@ -104,7 +104,7 @@ type ModelNameInput struct {
 func (s *Service) getModel(ctx context.Context, c sagehost.Caller, name string) (*sagehost.Record, error) {
 	rec, err := s.Store.Get(ctx, sagehost.KindModel, c.Account, c.Region, name)
 	if errors.Is(err, sagehost.ErrNotFound) {
-		return nil, validation("Could not find model %q.", sagehost.ARN(c.Region, c.Account, sagehost.KindModel, name))
+		return nil, validation("Could not find model %q.", c.ARN(sagehost.KindModel, name))
 	}
 	return rec, storeErr("get model", err)
 }
@@ -127,7 +127,7 @@ func (s *Service) DescribeModel(ctx context.Context, c sagehost.Caller, in *Mode
 func (s *Service) DeleteModel(ctx context.Context, c sagehost.Caller, in *ModelNameInput) (*struct{}, error) {
 	err := s.Store.Delete(ctx, sagehost.KindModel, c.Account, c.Region, in.ModelName)
 	if errors.Is(err, sagehost.ErrNotFound) {
-		return nil, validation("Could not find model %q.", sagehost.ARN(c.Region, c.Account, sagehost.KindModel, in.ModelName))
+		return nil, validation("Could not find model %q.", c.ARN(sagehost.KindModel, in.ModelName))
 	}
 	return &struct{}{}, storeErr("delete model", err)
 }
