@@ -141,6 +141,48 @@ func TestModelErrorLogStreamResolvesToTheContainerOutput(t *testing.T) {
 	if st, text := signedGet(t, srv.URL()+"/logs/logged?tail=1", &keyA); st != 200 || strings.Count(text, "\n") != 1 {
 		t.Fatalf("tail=1: %d %q", st, text)
 	}
+	// follow=true streams new lines as the container writes them, the
+	// response still open.
+	req, _ := http.NewRequest(http.MethodGet, srv.URL()+"/logs/logged?tail=0&follow=true", nil)
+	empty := sha256.Sum256(nil)
+	creds := aws.Credentials{AccessKeyID: keyA.ak, SecretAccessKey: keyA.sk}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(empty[:]), "sagemaker", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	if _, err := c.rt.InvokeEndpoint(ctxT(t), &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("logged"),
+		ContentType: aws.String("application/json"), Body: []byte(`{"followed":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.After(15 * time.Second); ; {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("the followed log ended")
+			}
+			if !strings.Contains(line, "POST /invocations") {
+				continue
+			}
+		case <-deadline:
+			t.Fatal("no new line reached the follower")
+		}
+		break
+	}
+	cancel()
 	if st, _ := signedGet(t, srv.URL()+"/logs/logged", &keyB); st != 400 {
 		t.Fatalf("account B reads A's logs: %d", st)
 	}
