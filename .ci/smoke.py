@@ -78,6 +78,12 @@ check(seen == {"Blue", "Green"}, f"weights split traffic: {seen}")
 
 code, msg, status = error_code(rt.invoke_endpoint, EndpointName="py-endpoint", Body=b'{"testmodel": {"status": 500, "message": "boom"}}', ContentType="application/json")
 check(code == "ModelError" and status == 424 and "Received server error (500)" in msg, f"ModelError: {code} {status} {msg}")
+big = b'{"pad": "' + b"a" * (5 << 20) + b'"}'
+r = rt.invoke_endpoint(EndpointName="py-endpoint", Body=big, ContentType="application/json")
+check(json.loads(r["Body"].read())["body"] == big.decode(), "a 5 MiB body reached the container whole")
+for size in (6291457, 9 << 20):  # over the limit; and past what the server reads at all
+    code, msg, status = error_code(rt.invoke_endpoint, EndpointName="py-endpoint", Body=b"a" * size)
+    check(code == "ValidationError" and status == 413 and "6291456" in msg, f"{size}-byte body: {code} {status} {msg}")
 code, msg, status = error_code(rt.invoke_endpoint, EndpointName="nope", Body=b"{}")
 check(code == "ValidationError" and "Endpoint nope of account 123456789012 not found." == msg, f"unknown endpoint: {code} {msg}")
 code, msg, status = error_code(sm.describe_model, ModelName="nope")
