@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"errors"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
@@ -255,5 +257,38 @@ func TestSlowEndpointDoesNotBlockOthers(t *testing.T) {
 	}
 	if err := <-slowDone; err != nil {
 		t.Fatalf("slow call: %v", err)
+	}
+}
+
+// Long answers: relayed whole on both HTTP servers (fasthttp's from a
+// pooled buffer of the announced length), and a model that dies halfway
+// through one never gives a client a short answer that looks complete.
+func TestInvokeLongAnswers(t *testing.T) {
+	t.Parallel()
+	for _, hs := range httpServers {
+		t.Run(hs, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, "", func(cfg *serverConfig) { cfg.HTTPServer = hs })
+			c := newClients(srv, keyA)
+			deploy(t, c, "long", modelEnv("long"))
+			for _, n := range []int{64<<10 + 1, 1 << 20, 6 << 20} {
+				out, err := c.rt.InvokeEndpoint(ctxT(t), &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("long"),
+					ContentType: aws.String("application/json"), Body: []byte(fmt.Sprintf(`{"testmodel":{"bytes":%d}}`, n))})
+				if err != nil || len(out.Body) != n || strings.Trim(string(out.Body), "x") != "" {
+					t.Fatalf("%d-byte answer: %d bytes, %v", n, len(out.Body), err)
+				}
+			}
+			// Without retries, so that the one broken answer is what the
+			// client sees.
+			rt := sagemakerruntime.NewFromConfig(awsConfig(keyA, "us-east-1"), func(o *sagemakerruntime.Options) {
+				o.BaseEndpoint = aws.String(srv.URL())
+				o.RetryMaxAttempts = 1
+			})
+			out, err := rt.InvokeEndpoint(ctxT(t), &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("long"),
+				ContentType: aws.String("application/json"), Body: []byte(`{"testmodel":{"bytes":1048576,"crash_after":300000}}`)})
+			if err == nil {
+				t.Fatalf("a model dying mid-answer gave a successful %d-byte answer", len(out.Body))
+			}
+		})
 	}
 }

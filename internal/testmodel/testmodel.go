@@ -238,11 +238,14 @@ func (serverLog) Failed(what string, err error) { fmt.Fprintln(os.Stderr, "testm
 // Knobs are the per-request behaviour knobs, read from the "testmodel"
 // member of a JSON request body.
 type Knobs struct {
-	Sleep        string `json:"sleep,omitempty"`
-	Status       int    `json:"status,omitempty"`
-	Message      string `json:"message,omitempty"`
-	Crash        bool   `json:"crash,omitempty"`
-	Bytes        int    `json:"bytes,omitempty"`
+	Sleep   string `json:"sleep,omitempty"`
+	Status  int    `json:"status,omitempty"`
+	Message string `json:"message,omitempty"`
+	Crash   bool   `json:"crash,omitempty"`
+	Bytes   int    `json:"bytes,omitempty"`
+	// CrashAfter, with Bytes, exits (CrashExitCode) once that many of
+	// the Bytes announced are sent.
+	CrashAfter   int    `json:"crash_after,omitempty"`
 	ContentType  string `json:"content_type,omitempty"`
 	StreamChunks int    `json:"stream_chunks,omitempty"`
 	ChunkDelay   string `json:"chunk_delay,omitempty"`
@@ -389,6 +392,12 @@ func (h *handler) answer(w http.ResponseWriter, r *http.Request, m *invoked) {
 		w.Header().Set("Content-Type", ct)
 		w.Header().Set("Content-Length", strconv.Itoa(knobs.Bytes))
 		w.WriteHeader(status)
+		if knobs.CrashAfter > 0 {
+			io.Copy(w, io.LimitReader(xs{}, int64(knobs.CrashAfter)))
+			w.(http.Flusher).Flush()
+			time.Sleep(50 * time.Millisecond) // let the bytes leave
+			os.Exit(CrashExitCode)
+		}
 		io.Copy(w, io.LimitReader(xs{}, int64(knobs.Bytes)))
 		return
 	}
