@@ -23,7 +23,7 @@
 // becomes a file when it reaches Config.FlushBytes, when its oldest record
 // is Config.FlushInterval old, or at Close. An s3:// destination gets one
 // PutObject per file; a file:// destination (or an absolute path) gets a
-// temporary file in the same directory (named .capture-*.tmp) renamed into
+// temporary file in the same directory (named .NAME-*.tmp) renamed into
 // place. Either way a file is complete when it appears.
 //
 // Capture never blocks: records wait in a bounded queue (bounded in count

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/sagehost/sagehost/internal/fsutil"
 )
 
 // destination is a parsed DestinationS3Uri.
@@ -84,39 +85,14 @@ func (w *Writer) write(ctx context.Context, b *batch) error {
 	return writeFileAtomic(filepath.Join(b.dest.dir, filepath.FromSlash(b.name)), b.data)
 }
 
-// tempPattern names files being written; they never end in .jsonl.
-const tempPattern = ".capture-*.tmp"
-
-// writeFileAtomic writes data to a temporary file in path's directory and
-// renames it to path, so that path never holds a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// writeFileAtomic writes data to path, creating its directory, so that
+// path never holds a partial file (the temporary file, .NAME-*.tmp, never
+// ends in .jsonl).
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("create capture directory: %w", err)
 	}
-	f, err := os.CreateTemp(dir, tempPattern)
-	if err != nil {
-		return fmt.Errorf("create capture file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write capture file %s: %w", f.Name(), err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write capture file %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("write capture file %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write capture file %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
+	if err := fsutil.WriteFileAtomic(path, data, 0o644); err != nil {
 		return fmt.Errorf("write capture file %s: %w", path, err)
 	}
 	return nil
