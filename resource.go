@@ -174,6 +174,10 @@ type ProductionVariant struct {
 	RoutingConfig *struct {
 		RoutingStrategy string `json:"RoutingStrategy"`
 	} `json:"RoutingConfig,omitempty"`
+	// InstancePools are the other instance types the variant may use.
+	InstancePools []struct {
+		InstanceType string `json:"InstanceType"`
+	} `json:"InstancePools,omitempty"`
 }
 
 // Weight returns the variant's initial weight (1.0 when unset).

@@ -135,15 +135,6 @@ type componentHost struct {
 // host inference components (those without ModelName), each with its
 // instance types (InstanceType and those of its InstancePools).
 func componentVariants(d *sagehost.Deployment) (names []string, types map[string][]string) {
-	var doc struct {
-		ProductionVariants []struct {
-			VariantName   string `json:"VariantName"`
-			InstancePools []struct {
-				InstanceType string `json:"InstanceType"`
-			} `json:"InstancePools"`
-		} `json:"ProductionVariants"`
-	}
-	_ = json.Unmarshal(d.ConfigDoc, &doc) // validated when the config was created
 	types = map[string][]string{}
 	for _, v := range d.Config.ProductionVariants {
 		if v.ModelName != "" {
@@ -153,14 +144,9 @@ func componentVariants(d *sagehost.Deployment) (names []string, types map[string
 		if v.InstanceType != "" {
 			types[v.VariantName] = append(types[v.VariantName], v.InstanceType)
 		}
-		for _, dv := range doc.ProductionVariants {
-			if dv.VariantName != v.VariantName {
-				continue
-			}
-			for _, p := range dv.InstancePools {
-				if !slices.Contains(types[v.VariantName], p.InstanceType) {
-					types[v.VariantName] = append(types[v.VariantName], p.InstanceType)
-				}
+		for _, p := range v.InstancePools {
+			if !slices.Contains(types[v.VariantName], p.InstanceType) {
+				types[v.VariantName] = append(types[v.VariantName], p.InstanceType)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -348,4 +349,19 @@ func TestInferenceComponentAdapters(t *testing.T) {
 	f.wantErr(err, `Cannot delete inference component "arn:aws:sagemaker:us-east-1:111111111111:inference-component/base": adapter inference components use it as their base (a).`)
 	f.must(f.call("DeleteInferenceComponent", `{"InferenceComponentName":"a"}`))
 	f.must(f.call("DeleteInferenceComponent", `{"InferenceComponentName":"base"}`))
+}
+
+// A component host variant's instance types: its InstanceType and those of
+// its InstancePools, once each; variants with a model host none.
+func TestComponentVariantsInstancePools(t *testing.T) {
+	var d sagehost.Deployment
+	if err := json.Unmarshal([]byte(`{"Config":{"ProductionVariants":[
+		{"VariantName":"A","InstanceType":"ml.g5.xlarge","InstancePools":[{"InstanceType":"ml.g5.2xlarge"},{"InstanceType":"ml.g5.xlarge"}]},
+		{"VariantName":"B","ModelName":"m","InstanceType":"ml.m5.large"}]}}`), &d); err != nil {
+		t.Fatal(err)
+	}
+	names, types := componentVariants(&d)
+	if !slices.Equal(names, []string{"A"}) || !slices.Equal(types["A"], []string{"ml.g5.xlarge", "ml.g5.2xlarge"}) || len(types) != 1 {
+		t.Fatalf("names %v, types %v", names, types)
+	}
 }
