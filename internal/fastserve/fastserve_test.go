@@ -1368,3 +1368,49 @@ func TestBigResponses(t *testing.T) {
 		t.Fatalf("HEAD: Content-Length %d, want %d", resp.ContentLength, n)
 	}
 }
+
+// A streaming handler whose client hung up gets an error from its next
+// writes (and so stops), rather than writing into nothing or blocking.
+func TestStreamingClientGone(t *testing.T) {
+	stopped := make(chan error, 1)
+	addr := startFast(t, Config{
+		Streaming: func(method, path []byte) bool { return true },
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for i := 0; ; i++ {
+				_, err := fmt.Fprintf(w, "line %d\n", i)
+				if err == nil {
+					w.(http.Flusher).Flush()
+				}
+				if err != nil || i > 2000 { // 2000 lines: ~10 s
+					stopped <- err
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}),
+	})
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /logs/x HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "line") || strings.Contains(line, "line 0") {
+			break
+		}
+	}
+	c.Close()
+	select {
+	case err := <-stopped:
+		if err == nil {
+			t.Fatal("the handler wrote 2000 lines to a client that had gone")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the handler neither stopped nor finished: blocked writing to a client that had gone")
+	}
+}
