@@ -175,6 +175,14 @@ func formatCPU(x float64) string {
 	return fmt.Sprintf("%.0f%%", x*100)
 }
 
+// formatCPUPerCall is the server's CPU time per answer.
+func formatCPUPerCall(res *Result) string {
+	if res.ServerCPU < 0 || res.Throughput() <= 0 {
+		return "–"
+	}
+	return FormatDuration(time.Duration(res.ServerCPU / res.Throughput() * float64(time.Second)))
+}
+
 func formatRate(x float64) string {
 	if x >= 100 {
 		return fmt.Sprintf("%.0f", x)
@@ -283,8 +291,8 @@ func (r *Report) Markdown() string {
 		if r.InProcess {
 			w("; in-process, the harness's CPU includes sagehost's gateway, and sagehost's server CPU is its model alone")
 		}
-		w(".\n\n")
-		w("| clients | payload | target | requests | req/s | p50 | p99 | p99.9 | max | client CPU | server CPU | errors |\n| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		w(". Server CPU per call is the server processes' CPU time divided by the answers completed in the window.\n\n")
+		w("| clients | payload | target | requests | req/s | p50 | p99 | p99.9 | max | client CPU | server CPU | server CPU per call | errors |\n| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, c := range r.Cells {
 			for _, t := range r.Targets {
 				res := c.Results[t]
@@ -301,9 +309,9 @@ func (r *Report) Markdown() string {
 				if res.ErrorCount() > 0 {
 					errs = "**" + errs + "**"
 				}
-				w("| %d | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.Concurrency, FormatSize(c.PayloadSize), t,
+				w("| %d | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.Concurrency, FormatSize(c.PayloadSize), t,
 					h.Count(), formatRate(res.Throughput()), FormatDuration(h.Quantile(.5)), FormatDuration(h.Quantile(.99)), p999,
-					FormatDuration(h.Max()), formatCPU(res.ClientCPU), formatCPU(res.ServerCPU), errs)
+					FormatDuration(h.Max()), formatCPU(res.ClientCPU), formatCPU(res.ServerCPU), formatCPUPerCall(res), errs)
 			}
 		}
 		if few {

@@ -109,7 +109,7 @@ func TestMarkdown(t *testing.T) {
 		"2 CPUs online (0-1), Test CPU; Linux 6.1; go1.26",
 		"load generator on CPU 0; servers (echo model, nginx, sagehost and its model process) on CPU 1",
 		"| harness (load generator) | 42 | 0 | 1 |",
-		"| 16 | 1 KB | direct | 4000 | 4000 | 100.0 µs | 100.0 µs | 100.0 µs | 100.0 µs | – | 50% | 0 |",
+		"| 16 | 1 KB | direct | 4000 | 4000 | 100.0 µs | 100.0 µs | 100.0 µs | 100.0 µs | – | 50% | 125.0 µs | 0 |", // 0.5 CPU / 4000 per s
 		"| 16 | 1 KB | sagehost | 500 | 500 |",
 		"150.0 µs\\*", // p99.9 from 500 requests is marked
 		"| 16 | 1 KB | +50.0 µs | +50.0 µs | +50.0 µs | 0.12 | 0.25 | 1.50 | 0.75 | 1.50 | 0.75 |",
