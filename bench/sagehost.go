@@ -93,7 +93,10 @@ func (a Account) WriteCredentialsFile(path string) error {
 // modelPortRange returns a random block of 100 model ports, away from the
 // ranges sagehost's own tests use.
 func modelPortRange() (lo, hi int) {
-	lo = 40000 + rand.IntN(150)*100
+	// Below the kernel's ephemeral ports (32768 up by default), which the
+	// load generator's connections hold by the thousand, and below the
+	// 20000-29999 that sagehost and its tests use.
+	lo = 10000 + rand.IntN(100)*100
 	return lo, lo + 99
 }
 

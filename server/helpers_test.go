@@ -62,7 +62,11 @@ func startServer(t *testing.T, dataDir string, mod ...func(*server.Config)) *ser
 	if dataDir == "" {
 		dataDir = t.TempDir()
 	}
-	base := 21000 + int(portBase.Add(1))*200
+	// Blocks of 200 between 21000 and 29999: below the kernel's ephemeral
+	// ports (32768 up), which loopback clients hold by the thousand and
+	// which a model could then not bind; reused after 45 servers (a shared
+	// range only means sharing its free blocks).
+	base := 21000 + int(portBase.Add(1)%45)*200
 	cfg := server.Config{
 		Listen:          "127.0.0.1:0",
 		DataDir:         dataDir,

@@ -207,7 +207,7 @@ func TestLogsCommand(t *testing.T) {
 	t.Setenv("AWS_SESSION_TOKEN", "")
 	var announce strings.Builder
 	srv, err := server.Start(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Example: true,
-		PortMin: 32000, PortMax: 32999, Announce: &syncWriter{b: &announce}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		PortMin: 30000, PortMax: 30999, Announce: &syncWriter{b: &announce}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
