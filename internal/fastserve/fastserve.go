@@ -277,19 +277,10 @@ func (s *Server) run(ctx *fasthttp.RequestCtx, r *http.Request) {
 	w.finish()
 }
 
-// serveError answers a request fasthttp could not read.
+// serveError answers a request fasthttp could not read. (A body over the
+// limit is not one of them: with StreamRequestBody fasthttp hands it to
+// serve, which answers it through the handler.)
 func (s *Server) serveError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		r, rerr := newRequest(ctx)
-		if rerr == nil {
-			if r.ContentLength <= int64(s.cfg.MaxBodyBytes) {
-				r.ContentLength = int64(s.cfg.MaxBodyBytes) + 1
-			}
-			ctx.SetConnectionClose() // the rest of the body was never read
-			s.run(ctx, r)
-			return
-		}
-	}
 	var netErr net.Error
 	var small *fasthttp.ErrSmallBuffer
 	switch {
