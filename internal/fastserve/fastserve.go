@@ -33,6 +33,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Config configures a Server.
@@ -74,20 +75,18 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg}
 	s.streaming = fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(s.serveStreamed))
 	s.fast = &fasthttp.Server{
-		Handler:                       s.serve,
-		ErrorHandler:                  s.serveError,
-		Name:                          "",
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: false,
-		DisablePreParseMultipartForm:  true,
-		ReadBufferSize:                cfg.MaxHeaderBytes,
-		MaxRequestBodySize:            cfg.MaxBodyBytes,
-		StreamRequestBody:             true, // read by serve, into a buffer of the declared size
-		ReadTimeout:                   cfg.ReadTimeout,
-		IdleTimeout:                   cfg.IdleTimeout,
-		Logger:                        logger{cfg.Logger},
-		CloseOnShutdown:               true,
+		Handler:                      s.serve,
+		ErrorHandler:                 s.serveError,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		ReadBufferSize:               cfg.MaxHeaderBytes,
+		MaxRequestBodySize:           cfg.MaxBodyBytes,
+		StreamRequestBody:            true, // read by serve, into a buffer of the declared size
+		ReadTimeout:                  cfg.ReadTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		Logger:                       logger{cfg.Logger},
+		CloseOnShutdown:              true,
 	}
 	return s
 }
@@ -380,7 +379,8 @@ func newRequest(ctx *fasthttp.RequestCtx) (*http.Request, error) {
 	}
 	delete(r.Header, "Host")
 	conn := r.Header["Connection"]
-	r.Close = hasToken(conn, "close") || (minor == 0 && !hasToken(conn, "keep-alive"))
+	// (the token test net/http itself makes)
+	r.Close = httpguts.HeaderValuesContainsToken(conn, "close") || (minor == 0 && !httpguts.HeaderValuesContainsToken(conn, "keep-alive"))
 	delete(r.Header, "Transfer-Encoding")
 	switch n := h.ContentLength(); {
 	case n == -1: // chunked
@@ -445,35 +445,6 @@ func internKey(k []byte) string {
 		return "X-Amzn-Sagemaker-Inference-Id"
 	}
 	return string(k)
-}
-
-// hasToken reports whether the comma-separated values hold token (ASCII,
-// any case).
-func hasToken(values []string, token string) bool {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.Trim(t, " \t"); len(t) == len(token) && asciiEqualFold(t, token) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func asciiEqualFold(a, b string) bool {
-	for i := range len(a) {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // declaredTrailer returns the names a Trailer header announces, with nil
