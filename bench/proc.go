@@ -296,19 +296,27 @@ type modelState struct {
 	} `json:"Containers"`
 }
 
-// CPUTime returns the user plus system CPU time a process (all its threads)
-// has used, from /proc/PID/stat; 0 when it cannot be read.
-func CPUTime(pid int) time.Duration {
+// statFields returns the fields of /proc/PID/stat that follow the command
+// name (field 3, the state, is f[0]), or nil when it cannot be read. The
+// command name is in parentheses and may hold spaces and parentheses
+// itself: the fields start after the last ')'.
+func statFields(pid int) []string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return nil
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0
+		return nil
 	}
-	f := strings.Fields(s[i+1:])
+	return strings.Fields(s[i+1:])
+}
+
+// CPUTime returns the user plus system CPU time a process (all its threads)
+// has used, from /proc/PID/stat; 0 when it cannot be read.
+func CPUTime(pid int) time.Duration {
+	f := statFields(pid)
 	if len(f) < 13 {
 		return 0
 	}
@@ -324,16 +332,7 @@ func CPUTime(pid int) time.Duration {
 
 // procStartTime returns field 22 of /proc/PID/stat.
 func procStartTime(pid int) (uint64, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(s[i+1:])
+	f := statFields(pid)
 	if len(f) < 20 {
 		return 0, false
 	}
