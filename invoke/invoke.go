@@ -113,8 +113,8 @@ func (r *Router) Lookup(key sagehost.EndpointKey) *Table {
 	return r.tables.get(key)
 }
 
-// Close releases idle connections.
-func (r *Router) Close() { r.upstream.CloseIdle() }
+// Close releases the connections to containers and keeps none from now on.
+func (r *Router) Close() { r.upstream.Close() }
 
 func validationError(format string, args ...any) *sagehost.Error {
 	return sagehost.Errorf(sagehost.CodeValidationError, format, args...)
