@@ -114,11 +114,11 @@ type writeError struct{ err error }
 func (e *writeError) Error() string { return "write request: " + e.err.Error() }
 func (e *writeError) Unwrap() error { return e.err }
 
-// closedByPeer says whether err is a connection the other side closed or
-// reset (as opposed to a timeout or a local failure).
+// closedByPeer says whether a write failed because the other side had
+// closed or reset the connection (as opposed to a timeout or a local
+// failure).
 func closedByPeer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }
 
 // ctxError explains err by the call's end: its deadline passed or the
