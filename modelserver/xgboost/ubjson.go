@@ -133,6 +133,16 @@ func (d *ubjDecoder) length() (int, error) {
 	return int(n), nil
 }
 
+// counted reads a length and then that many bytes: the payload of a string
+// or high-precision number, or an object key.
+func (d *ubjDecoder) counted() ([]byte, error) {
+	n, err := d.length()
+	if err != nil {
+		return nil, err
+	}
+	return d.take(n)
+}
+
 func (d *ubjDecoder) value(depth int) error {
 	m, err := d.marker()
 	if err != nil {
@@ -169,11 +179,7 @@ func (d *ubjDecoder) payload(m byte, depth int) error {
 		}
 		d.appendFloat(math.Float64frombits(binary.BigEndian.Uint64(p)), 64)
 	case 'H':
-		n, err := d.length()
-		if err != nil {
-			return err
-		}
-		p, err := d.take(n)
+		p, err := d.counted()
 		if err != nil {
 			return err
 		}
@@ -188,11 +194,7 @@ func (d *ubjDecoder) payload(m byte, depth int) error {
 		}
 		d.out = appendJSONString(d.out, p)
 	case 'S':
-		n, err := d.length()
-		if err != nil {
-			return err
-		}
-		p, err := d.take(n)
+		p, err := d.counted()
 		if err != nil {
 			return err
 		}
@@ -272,11 +274,7 @@ func (d *ubjDecoder) container(depth int, object bool) error {
 			d.out = append(d.out, ',')
 		}
 		if object {
-			n, err := d.length()
-			if err != nil {
-				return err
-			}
-			k, err := d.take(n)
+			k, err := d.counted()
 			if err != nil {
 				return err
 			}
