@@ -20,13 +20,7 @@ import (
 )
 
 func TestInvokeEndpointPassesBodyAndAPIHeaders(t *testing.T) {
-	t.Parallel()
-	for _, hs := range httpServers {
-		t.Run(hs, func(t *testing.T) {
-			t.Parallel()
-			testInvokeEndpointPassesBodyAndAPIHeaders(t, func(cfg *serverConfig) { cfg.HTTPServer = hs })
-		})
-	}
+	onEachHTTPServer(t, testInvokeEndpointPassesBodyAndAPIHeaders)
 }
 
 func testInvokeEndpointPassesBodyAndAPIHeaders(t *testing.T, withServer func(*serverConfig)) {
@@ -78,13 +72,7 @@ func testInvokeEndpointPassesBodyAndAPIHeaders(t *testing.T, withServer func(*se
 }
 
 func TestInvokeStripsHeadersOutsideTheAPI(t *testing.T) {
-	t.Parallel()
-	for _, hs := range httpServers {
-		t.Run(hs, func(t *testing.T) {
-			t.Parallel()
-			testInvokeStripsHeadersOutsideTheAPI(t, func(cfg *serverConfig) { cfg.HTTPServer = hs })
-		})
-	}
+	onEachHTTPServer(t, testInvokeStripsHeadersOutsideTheAPI)
 }
 
 func testInvokeStripsHeadersOutsideTheAPI(t *testing.T, withServer func(*serverConfig)) {
@@ -122,9 +110,18 @@ func testInvokeStripsHeadersOutsideTheAPI(t *testing.T, withServer func(*serverC
 	}
 }
 
-// httpServers are the HTTP server implementations the tests that care run
-// on: the default and the one --http-server net/http selects.
-var httpServers = []string{serverHTTPFast, serverHTTPNet}
+// onEachHTTPServer runs test in parallel subtests, once on each HTTP server
+// implementation (the default and the one --http-server net/http selects),
+// withServer selecting it in the server's config.
+func onEachHTTPServer(t *testing.T, test func(t *testing.T, withServer func(*serverConfig))) {
+	t.Parallel()
+	for _, hs := range []string{serverHTTPFast, serverHTTPNet} {
+		t.Run(hs, func(t *testing.T) {
+			t.Parallel()
+			test(t, func(cfg *serverConfig) { cfg.HTTPServer = hs })
+		})
+	}
+}
 
 func signRequest(t *testing.T, req *http.Request, body []byte, a account, at time.Time) {
 	t.Helper()
@@ -138,15 +135,7 @@ func signRequest(t *testing.T, req *http.Request, body []byte, a account, at tim
 	}
 }
 
-func TestInvokeErrors(t *testing.T) {
-	t.Parallel()
-	for _, hs := range httpServers {
-		t.Run(hs, func(t *testing.T) {
-			t.Parallel()
-			testInvokeErrors(t, func(cfg *serverConfig) { cfg.HTTPServer = hs })
-		})
-	}
-}
+func TestInvokeErrors(t *testing.T) { onEachHTTPServer(t, testInvokeErrors) }
 
 func testInvokeErrors(t *testing.T, withServer func(*serverConfig)) {
 	srv := startServer(t, "", withServer, func(cfg *serverConfig) { cfg.ModelTimeout = 2 * time.Second })
@@ -264,31 +253,27 @@ func TestSlowEndpointDoesNotBlockOthers(t *testing.T) {
 // pooled buffer of the announced length), and a model that dies halfway
 // through one never gives a client a short answer that looks complete.
 func TestInvokeLongAnswers(t *testing.T) {
-	t.Parallel()
-	for _, hs := range httpServers {
-		t.Run(hs, func(t *testing.T) {
-			t.Parallel()
-			srv := startServer(t, "", func(cfg *serverConfig) { cfg.HTTPServer = hs })
-			c := newClients(srv, keyA)
-			deploy(t, c, "long", modelEnv("long"))
-			for _, n := range []int{64<<10 + 1, 1 << 20, 6 << 20} {
-				out, err := c.rt.InvokeEndpoint(ctxT(t), &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("long"),
-					ContentType: aws.String("application/json"), Body: []byte(fmt.Sprintf(`{"testmodel":{"bytes":%d}}`, n))})
-				if err != nil || len(out.Body) != n || strings.Trim(string(out.Body), "x") != "" {
-					t.Fatalf("%d-byte answer: %d bytes, %v", n, len(out.Body), err)
-				}
+	onEachHTTPServer(t, func(t *testing.T, withServer func(*serverConfig)) {
+		srv := startServer(t, "", withServer)
+		c := newClients(srv, keyA)
+		deploy(t, c, "long", modelEnv("long"))
+		for _, n := range []int{64<<10 + 1, 1 << 20, 6 << 20} {
+			out, err := c.rt.InvokeEndpoint(ctxT(t), &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("long"),
+				ContentType: aws.String("application/json"), Body: []byte(fmt.Sprintf(`{"testmodel":{"bytes":%d}}`, n))})
+			if err != nil || len(out.Body) != n || strings.Trim(string(out.Body), "x") != "" {
+				t.Fatalf("%d-byte answer: %d bytes, %v", n, len(out.Body), err)
 			}
-			// Without retries, so that the one broken answer is what the
-			// client sees.
-			rt := sagemakerruntime.NewFromConfig(awsConfig(keyA, "us-east-1"), func(o *sagemakerruntime.Options) {
-				o.BaseEndpoint = aws.String(srv.URL())
-				o.RetryMaxAttempts = 1
-			})
-			out, err := rt.InvokeEndpoint(ctxT(t), &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("long"),
-				ContentType: aws.String("application/json"), Body: []byte(`{"testmodel":{"bytes":1048576,"crash_after":300000}}`)})
-			if err == nil {
-				t.Fatalf("a model dying mid-answer gave a successful %d-byte answer", len(out.Body))
-			}
+		}
+		// Without retries, so that the one broken answer is what the
+		// client sees.
+		rt := sagemakerruntime.NewFromConfig(awsConfig(keyA, "us-east-1"), func(o *sagemakerruntime.Options) {
+			o.BaseEndpoint = aws.String(srv.URL())
+			o.RetryMaxAttempts = 1
 		})
-	}
+		out, err := rt.InvokeEndpoint(ctxT(t), &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("long"),
+			ContentType: aws.String("application/json"), Body: []byte(`{"testmodel":{"bytes":1048576,"crash_after":300000}}`)})
+		if err == nil {
+			t.Fatalf("a model dying mid-answer gave a successful %d-byte answer", len(out.Body))
+		}
+	})
 }
