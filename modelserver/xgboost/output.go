@@ -114,20 +114,8 @@ func pyList(b []byte, vs []float32, json bool) []byte {
 func encodePredictions(p *Predictions, accept string, batch bool) []byte {
 	b := make([]byte, 0, p.Rows*p.Width*22+32)
 	switch accept {
-	case mimeJSON:
-		b = append(b, `{"predictions": [`...)
-		for r := 0; r < p.Rows; r++ {
-			if r > 0 {
-				b = append(b, ", "...)
-			}
-			b = appendScore(b, p.Row(r))
-		}
-		b = append(b, "]}"...)
-	case mimeJSONLines:
-		for r := 0; r < p.Rows; r++ {
-			b = appendScore(b, p.Row(r))
-			b = append(b, '\n')
-		}
+	case mimeJSON, mimeJSONLines:
+		return appendJSONRows(b, accept, p.Rows, func(b []byte, r int) []byte { return appendScore(b, p.Row(r)) })
 	default: // text/csv
 		for r := 0; r < p.Rows; r++ {
 			row := p.Row(r)
@@ -146,6 +134,27 @@ func encodePredictions(p *Predictions, accept string, batch bool) []byte {
 		}
 	}
 	return b
+}
+
+// appendJSONRows frames n rows, each written by row, as the container's
+// application/json answer, {"predictions": [ROW, ROW]}, or its
+// application/jsonlines one, a ROW per line.
+func appendJSONRows(b []byte, accept string, n int, row func(b []byte, i int) []byte) []byte {
+	if accept == mimeJSONLines {
+		for i := range n {
+			b = row(b, i)
+			b = append(b, '\n')
+		}
+		return b
+	}
+	b = append(b, `{"predictions": [`...)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = row(b, i)
+	}
+	return append(b, "]}"...)
 }
 
 func appendScore(b []byte, row []float32) []byte {
@@ -316,34 +325,19 @@ func (s selected) appendValue(b []byte, json bool) []byte {
 // lists.
 func (p *selectPlan) encodeSelected(rows [][]selected, accept string, batch bool) []byte {
 	var b []byte
-	object := func(b []byte, row []selected) []byte {
-		b = append(b, '{')
-		for i, s := range row {
-			if i > 0 {
-				b = append(b, ", "...)
+	if accept == mimeJSON || accept == mimeJSONLines {
+		return appendJSONRows(b, accept, len(rows), func(b []byte, r int) []byte {
+			b = append(b, '{')
+			for i, s := range rows[r] {
+				if i > 0 {
+					b = append(b, ", "...)
+				}
+				b = strconv.AppendQuote(b, s.key)
+				b = append(b, ": "...)
+				b = s.appendValue(b, true)
 			}
-			b = strconv.AppendQuote(b, s.key)
-			b = append(b, ": "...)
-			b = s.appendValue(b, true)
-		}
-		return append(b, '}')
-	}
-	switch accept {
-	case mimeJSON:
-		b = append(b, `{"predictions": [`...)
-		for i, row := range rows {
-			if i > 0 {
-				b = append(b, ", "...)
-			}
-			b = object(b, row)
-		}
-		return append(b, "]}"...)
-	case mimeJSONLines:
-		for _, row := range rows {
-			b = object(b, row)
-			b = append(b, '\n')
-		}
-		return b
+			return append(b, '}')
+		})
 	}
 	for i, row := range rows {
 		if i > 0 {
