@@ -22,6 +22,19 @@ import (
 // signedGet sends a SigV4-signed GET (or an unsigned one when a is nil).
 func signedGet(t *testing.T, url string, a *account) (int, string) {
 	t.Helper()
+	resp, err := http.DefaultClient.Do(newSignedGet(t, url, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// newSignedGet returns a GET of url, SigV4-signed with a's key (unsigned
+// for a nil a).
+func newSignedGet(t *testing.T, url string, a *account) *http.Request {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if a != nil {
 		empty := sha256.Sum256(nil)
@@ -30,13 +43,7 @@ func signedGet(t *testing.T, url string, a *account) (int, string) {
 			t.Fatal(err)
 		}
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return req
 }
 
 // metricValue returns the value of the series whose name and labels match.
@@ -143,15 +150,9 @@ func TestModelErrorLogStreamResolvesToTheContainerOutput(t *testing.T) {
 	}
 	// follow=true streams new lines as the container writes them, the
 	// response still open.
-	req, _ := http.NewRequest(http.MethodGet, srv.URL()+"/logs/logged?tail=0&follow=true", nil)
-	empty := sha256.Sum256(nil)
-	creds := aws.Credentials{AccessKeyID: keyA.ak, SecretAccessKey: keyA.sk}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(empty[:]), "sagemaker", "us-east-1", time.Now()); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	resp, err := http.DefaultClient.Do(newSignedGet(t, srv.URL()+"/logs/logged?tail=0&follow=true", &keyA).WithContext(ctx))
 	if err != nil {
 		t.Fatal(err)
 	}
