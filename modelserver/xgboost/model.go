@@ -210,7 +210,7 @@ func Parse(b []byte) (*Model, error) {
 	var err error
 	switch detectFormat(b) {
 	case "json":
-		raw, err = parseJSONModel(b, "json")
+		raw, err = parseJSONModel(jsonNonFinite(b), "json")
 	case "ubjson":
 		var j []byte
 		if j, err = ubjsonToJSON(b); err == nil {

@@ -82,10 +82,12 @@ func (b *flexBool) UnmarshalJSON(p []byte) error {
 	return nil
 }
 
-// parseJSONModel decodes a JSON model document.
+// parseJSONModel decodes a JSON model document: XGBoost's JSON text after
+// jsonNonFinite, or a UBJSON model's transcoding, which writes non-finite
+// numbers as null already.
 func parseJSONModel(data []byte, format string) (*rawModel, error) {
 	var doc jsonModel
-	dec := json.NewDecoder(bytes.NewReader(jsonNonFinite(data)))
+	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("decoding the %s model: %w", format, err)
 	}
