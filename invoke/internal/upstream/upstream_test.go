@@ -499,9 +499,7 @@ func TestRetryAfterWriteFailure(t *testing.T) {
 	if n, r := s.accepts.Load(), s.requests.Load(); n != 2 || r != 2 {
 		t.Errorf("%d connections, %d requests; want 2, 2", n, r)
 	}
-	if n := c.Idle(s.addr); n != 1 {
-		t.Errorf("Idle %d, want 1", n)
-	}
+	wantIdle(t, c, s.addr, 1)
 }
 
 // A write that fails on a fresh connection is not retried: the server is
@@ -551,9 +549,7 @@ func TestNoRetryAfterWrite(t *testing.T) {
 	if n, r := s.accepts.Load(), s.requests.Load(); n != 1 || r != 2 {
 		t.Errorf("%d connections, %d requests; want 1, 2 (no second send)", n, r)
 	}
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 	// The next call gets a new connection.
 	if status, b := call(t, c, s.addr, "third"); status != 200 || b != "third" {
 		t.Fatalf("third call: %d %q", status, b)
@@ -628,9 +624,7 @@ func TestNoRetryAfterPartialAnswer(t *testing.T) {
 	if n := s.requests.Load(); n != 2 {
 		t.Errorf("%d requests, want 2 (no retry)", n)
 	}
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 }
 
 // ---- 4. deadlines ----------------------------------------------------------
@@ -648,9 +642,7 @@ func TestDeadlineWaitingForAnswer(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want one wrapping context.DeadlineExceeded", err)
 	}
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 	s.waitClosed(t, 1) // the client closed it
 	if n := s.requests.Load(); n != 1 {
 		t.Errorf("%d requests, want 1", n)
@@ -680,9 +672,7 @@ func TestDeadlineReadingBody(t *testing.T) {
 		t.Errorf("read %q before the deadline, want 12345", b)
 	}
 	resp.Body.Close()
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 	s.waitClosed(t, 1)
 }
 
@@ -728,9 +718,7 @@ func TestDeadlineArgument(t *testing.T) {
 			t.Fatalf("Read error %v, want one wrapping context.DeadlineExceeded", err)
 		}
 		resp.Body.Close()
-		if n := c.Idle(s.addr); n != 0 {
-			t.Errorf("Idle %d, want 0", n)
-		}
+		wantIdle(t, c, s.addr, 0)
 	}
 }
 
@@ -754,9 +742,7 @@ func TestCancelWaitingForAnswer(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 	s.waitClosed(t, 1)
 }
 
@@ -784,9 +770,7 @@ func TestCancelReadingBody(t *testing.T) {
 		t.Fatalf("Read error %v, want context.Canceled", err)
 	}
 	resp.Body.Close()
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 }
 
 // A server that takes the connection but never reads: the request's write
@@ -816,9 +800,7 @@ func TestContextEndsBlockedWrite(t *testing.T) {
 			t.Fatalf("error %v, want context.Canceled", err)
 		}
 	})
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 }
 
 func TestAlreadyCancelled(t *testing.T) {
@@ -831,9 +813,7 @@ func TestAlreadyCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 	// A fresh one: the dial itself is cancelled.
 	err = waitErr(t, doAsync(ctx, c, s.addr, []byte("x")))
 	if !errors.Is(err, context.Canceled) {
@@ -889,9 +869,7 @@ func TestChunkedAnswer(t *testing.T) {
 		if b := readBody(t, resp); b != "chunk0;chunk1;chunk2;chunk3;chunk4;" {
 			t.Errorf("body %q", b)
 		}
-		if n := c.Idle(s.addr); n != 1 {
-			t.Errorf("Idle %d, want 1", n)
-		}
+		wantIdle(t, c, s.addr, 1)
 	}
 	if n := s.ln.n.Load(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
@@ -915,9 +893,7 @@ func TestConnectionCloseAnswer(t *testing.T) {
 		if b := readBody(t, resp); b != "bye" {
 			t.Errorf("body %q", b)
 		}
-		if n := c.Idle(s.addr); n != 0 {
-			t.Errorf("Idle %d, want 0", n)
-		}
+		wantIdle(t, c, s.addr, 0)
 	}
 	if n := s.ln.n.Load(); n != 2 {
 		t.Errorf("%d connections, want 2", n)
@@ -940,9 +916,7 @@ func TestAnswerUntilClose(t *testing.T) {
 	if b := readBody(t, resp); b != "until close" {
 		t.Errorf("body %q", b)
 	}
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 }
 
 // Answers without a body (204, Content-Length: 0) are pooled at once.
@@ -1030,9 +1004,7 @@ func TestReadAfterClose(t *testing.T) {
 	if err := resp.Body.Close(); err != nil { // twice: harmless
 		t.Error(err)
 	}
-	if n := c.Idle(s.addr); n != 1 {
-		t.Errorf("Idle %d, want 1", n)
-	}
+	wantIdle(t, c, s.addr, 1)
 }
 
 // ---- 9. large bodies -------------------------------------------------------
@@ -1136,9 +1108,7 @@ func TestInformationalAnswers(t *testing.T) {
 		if b := readBody(t, resp); b != "final" {
 			t.Errorf("body %q", b)
 		}
-		if n := c.Idle(s.addr); n != 1 {
-			t.Errorf("Idle %d, want 1", n)
-		}
+		wantIdle(t, c, s.addr, 1)
 	}
 	if n := s.accepts.Load(); n != 1 {
 		t.Errorf("%d connections, want 1", n)
@@ -1187,9 +1157,7 @@ func TestGarbageAnswer(t *testing.T) {
 	if n := s.requests.Load(); n != 1 {
 		t.Errorf("%d requests, want 1 (no retry)", n)
 	}
-	if n := c.Idle(s.addr); n != 0 {
-		t.Errorf("Idle %d, want 0", n)
-	}
+	wantIdle(t, c, s.addr, 0)
 
 	// On a reused one.
 	garbageFrom.Store(3)
@@ -1358,5 +1326,13 @@ func readAllWithin(t *testing.T, body io.Reader, after string) error {
 	case <-time.After(3 * time.Second):
 		t.Fatal("Read did not return after " + after)
 		return nil
+	}
+}
+
+// wantIdle checks that c keeps want idle connections to addr.
+func wantIdle(t *testing.T, c *Client, addr string, want int) {
+	t.Helper()
+	if n := c.Idle(addr); n != want {
+		t.Errorf("Idle %d, want %d", n, want)
 	}
 }
