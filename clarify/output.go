@@ -78,10 +78,14 @@ func outputRows(body []byte, format string) ([]any, error) {
 // array (numbers as numbers, list-looking fields as lists), a JSON Lines
 // row as it is.
 func enableData(row any) any {
-	fields, ok := row.([]string)
-	if !ok {
-		return row
+	if fields, ok := row.([]string); ok {
+		return fieldValues(fields)
 	}
+	return row
+}
+
+// fieldValues reads each field of a CSV output row (fieldValue).
+func fieldValues(fields []string) []any {
 	out := make([]any, len(fields))
 	for i, f := range fields {
 		out[i] = fieldValue(f)
@@ -119,11 +123,7 @@ func (r *outputReader) scores(row any) ([]float64, error) {
 		case len(row) == 1:
 			x = fieldValue(row[0])
 		default:
-			l := make([]any, len(row))
-			for i, f := range row {
-				l[i] = fieldValue(f)
-			}
-			x = l
+			x = fieldValues(row)
 		}
 	default:
 		x = row
