@@ -46,24 +46,22 @@ func (e encoder) encode(row []value) []string {
 
 // appendRow appends a row whose feature i is pick(i).
 func (e encoder) appendRow(buf []byte, n int, pick func(i int) string) []byte {
-	if !e.jsonLines {
+	// fields writes the features separated by commas: a CSV row, or the
+	// inside of a JSON array.
+	fields := func(buf []byte) []byte {
 		for i := 0; i < n; i++ {
 			if i > 0 {
 				buf = append(buf, ',')
 			}
 			buf = append(buf, pick(i)...)
 		}
-		return append(buf, '\n')
+		return buf
+	}
+	if !e.jsonLines {
+		return append(fields(buf), '\n')
 	}
 	arr := func(buf []byte) []byte {
-		buf = append(buf, '[')
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				buf = append(buf, ',')
-			}
-			buf = append(buf, pick(i)...)
-		}
-		return append(buf, ']')
+		return append(fields(append(buf, '[')), ']')
 	}
 	if e.template == nil {
 		buf = arr(buf)
