@@ -50,7 +50,10 @@ func s3Error(uri, what string, err error) error {
 	return fmt.Errorf("read model data from S3: %w", err)
 }
 
-const objectMissing = "there is an object located at the URL and that the S3 credentials sagehost uses have permission to download the object"
+const (
+	objectMissing = "there is an object located at the URL and that the S3 credentials sagehost uses have permission to download the object"
+	prefixMissing = "there are objects under the S3 prefix and that the S3 credentials sagehost uses have permission to list and download them"
+)
 
 // fetchS3Object fetches an S3Object: a tar.gz to extract, or one file.
 func (f *Fetcher) fetchS3Object(ctx context.Context, loc *location) (string, error) {
@@ -133,7 +136,7 @@ func (f *Fetcher) fetchS3Prefix(ctx context.Context, loc *location) (string, err
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return "", s3Error(loc.uri, "there are objects under the S3 prefix and that the S3 credentials sagehost uses have permission to list and download them", err)
+			return "", s3Error(loc.uri, prefixMissing, err)
 		}
 		for _, o := range page.Contents {
 			k := aws.ToString(o.Key)
@@ -144,7 +147,7 @@ func (f *Fetcher) fetchS3Prefix(ctx context.Context, loc *location) (string, err
 		}
 	}
 	if len(objs) == 0 {
-		return "", downloadError(ErrNotFound, loc.uri, "there are objects under the S3 prefix and that the S3 credentials sagehost uses have permission to list and download them", errors.New("no objects found under the prefix"))
+		return "", downloadError(ErrNotFound, loc.uri, prefixMissing, errors.New("no objects found under the prefix"))
 	}
 	if err := checkPrefixEntries(objs, f.cfg.MaxExtractedBytes); err != nil {
 		return "", err
