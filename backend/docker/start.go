@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -196,12 +195,7 @@ func environ(c sagehost.ContainerSpec, i int) []string {
 	if c.ModelDir != "" {
 		env["SM_MODEL_DIR"] = ModelDir
 	}
-	list := make([]string, 0, len(env))
-	for k, v := range env {
-		list = append(list, k+"="+v)
-	}
-	sort.Strings(list)
-	return list
+	return instfiles.EnvList(env)
 }
 
 // engineName is a container's name on the engine.

@@ -59,7 +59,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -248,12 +247,7 @@ func environ(c sagehost.ContainerSpec, work, modelDir string, port int, gpus []s
 	if modelDir != "" {
 		env["SM_MODEL_DIR"] = modelDir
 	}
-	list := make([]string, 0, len(env))
-	for k, v := range env {
-		list = append(list, k+"="+v)
-	}
-	sort.Strings(list)
-	return list
+	return instfiles.EnvList(env)
 }
 
 // Start starts the instance's container processes and returns once they
