@@ -76,7 +76,8 @@ func (s *Service) newDeployment(ctx context.Context, c sagehost.Caller, configNa
 	return d, nil
 }
 
-func encodeState(rec *sagehost.Record, st *sagehost.EndpointState) error {
+// EncodeEndpointState stores st as rec's document.
+func EncodeEndpointState(rec *sagehost.Record, st *sagehost.EndpointState) error {
 	doc, err := json.Marshal(st)
 	if err != nil {
 		return fmt.Errorf("encode endpoint state: %w", err)
@@ -117,7 +118,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, c sagehost.Caller, in *Cre
 		Kind: sagehost.KindEndpoint, Account: c.Account, Region: c.Region, Name: in.EndpointName, ARN: arn,
 		CreationTime: now, LastModifiedTime: now, Status: sagehost.StatusCreating,
 	}
-	if err := encodeState(rec, st); err != nil {
+	if err := EncodeEndpointState(rec, st); err != nil {
 		return nil, err
 	}
 	if err := s.Store.Create(ctx, rec, in.Tags); errors.Is(err, sagehost.ErrAlreadyExists) {
@@ -486,7 +487,7 @@ func (s *Service) updateEndpoint(ctx context.Context, c sagehost.Caller, name, o
 		}
 		r.Status = sagehost.StatusUpdating
 		r.LastModifiedTime = s.now()
-		return encodeState(r, st)
+		return EncodeEndpointState(r, st)
 	})
 	if errors.Is(err, sagehost.ErrNotFound) {
 		return nil, endpointNotFound(c, name)

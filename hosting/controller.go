@@ -355,12 +355,7 @@ func (c *controller) apply(ctx context.Context, p plan) {
 		if p.Transition != noTransition {
 			r.LastModifiedTime = now
 		}
-		doc, err := json.Marshal(st)
-		if err != nil {
-			return fmt.Errorf("encode endpoint state: %w", err)
-		}
-		r.Doc = doc
-		return nil
+		return control.EncodeEndpointState(r, st)
 	})
 	if errors.Is(err, errStale) || errors.Is(err, sagehost.ErrNotFound) {
 		c.load(ctx)
