@@ -472,9 +472,10 @@ func (c *controller) recordComponent(ctx context.Context, comp *control.Inferenc
 func (c *controller) record(ctx context.Context, comp *control.InferenceComponent, change componentChange, obs observedCopies) {
 	want := comp.Record.Status
 	curID := comp.State.Current.ID
+	var st *sagehost.InferenceComponentState // as written
 	rec, err := c.m.cfg.Store.Update(ctx, sagehost.KindInferenceComponent, comp.Record.Account, comp.Record.Region, comp.Record.Name, func(r *sagehost.Record) error {
-		st, err := control.DecodeInferenceComponentState(r)
-		if err != nil {
+		var err error
+		if st, err = control.DecodeInferenceComponentState(r); err != nil {
 			return err
 		}
 		if r.Status != want || st.Current.ID != curID {
@@ -505,10 +506,6 @@ func (c *controller) record(ctx context.Context, comp *control.InferenceComponen
 	}
 	if err != nil {
 		c.log.Warn("record inference component", "component", comp.Record.Name, "err", err)
-		return
-	}
-	st, err := control.DecodeInferenceComponentState(rec)
-	if err != nil {
 		return
 	}
 	if rec.Status != comp.Record.Status {

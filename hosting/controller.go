@@ -304,9 +304,10 @@ func (c *controller) apply(ctx context.Context, p plan) {
 		pendingID = c.state.Pending.ID
 	}
 	becameInService := false
+	var st *sagehost.EndpointState // as written
 	rec, err := c.m.cfg.Store.Update(ctx, sagehost.KindEndpoint, c.key.Account, c.key.Region, c.key.Name, func(r *sagehost.Record) error {
-		st, err := control.DecodeEndpointState(r)
-		if err != nil {
+		var err error
+		if st, err = control.DecodeEndpointState(r); err != nil {
 			return err
 		}
 		// The plan was made from what we read earlier; act only if the
@@ -363,11 +364,6 @@ func (c *controller) apply(ctx context.Context, p plan) {
 	}
 	if err != nil {
 		c.log.Warn("record endpoint state", "err", err)
-		return
-	}
-	st, err := control.DecodeEndpointState(rec)
-	if err != nil {
-		c.log.Error("decode endpoint", "err", err)
 		return
 	}
 	if rec.Status != c.status {
