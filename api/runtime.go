@@ -133,14 +133,12 @@ func (h *Handler) validateInvoke(req *invoke.Request) error {
 		{"SessionId", req.SessionID},
 	}
 	var unchecked map[string]string
+	h.validMu.RLock()
 	for _, m := range members {
 		if m.value == "" && m.name != "EndpointName" {
 			continue
 		}
-		h.validMu.RLock()
-		_, ok := h.validated[validValue{m.name, m.value}]
-		h.validMu.RUnlock()
-		if ok {
+		if _, ok := h.validated[validValue{m.name, m.value}]; ok {
 			continue
 		}
 		if unchecked == nil {
@@ -148,6 +146,7 @@ func (h *Handler) validateInvoke(req *invoke.Request) error {
 		}
 		unchecked[m.name] = m.value
 	}
+	h.validMu.RUnlock()
 	if unchecked == nil {
 		return nil
 	}
