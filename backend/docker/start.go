@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -285,14 +284,7 @@ func (b *Backend) launch(ctx context.Context, spec sagehost.InstanceSpec) (*inst
 	}
 
 	names := instfiles.ContainerNames(spec.Containers)
-	st := &state{
-		Version:      stateVersion,
-		Backend:      Name,
-		ID:           spec.ID,
-		Labels:       maps.Clone(spec.Labels),
-		InstanceType: spec.InstanceType,
-		Created:      time.Now().UTC(),
-	}
+	st := &state{StateHeader: instfiles.NewStateHeader(Name, stateVersion, spec)}
 	for i, c := range spec.Containers {
 		port, _ := containerPorts(i)
 		cs := containerState{

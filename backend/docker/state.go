@@ -2,15 +2,13 @@ package docker
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/backend/internal/instfiles"
 )
 
 // Labels on every container of this backend.
@@ -36,13 +34,8 @@ const stateVersion = 1
 // sagehost reserves them again from the sagehost.gpus label
 // (sagehost.LabelGPUs). A "GPUs" field of states written before is ignored.
 type state struct {
-	Version      int               `json:"Version"`
-	Backend      string            `json:"Backend"`
-	ID           string            `json:"ID"`
-	Labels       map[string]string `json:"Labels,omitempty"`
-	InstanceType string            `json:"InstanceType,omitempty"`
-	Created      time.Time         `json:"Created"`
-	Containers   []containerState  `json:"Containers"`
+	instfiles.StateHeader
+	Containers []containerState `json:"Containers"`
 }
 
 // containerState is one container of an instance.
@@ -65,12 +58,7 @@ type containerState struct {
 
 // handle returns the InstanceHandle of an instance.
 func (st *state) handle() *sagehost.InstanceHandle {
-	h := &sagehost.InstanceHandle{
-		ID:      st.ID,
-		Backend: Name,
-		Labels:  maps.Clone(st.Labels),
-		Version: st.Version,
-	}
+	h := st.StateHeader.Handle()
 	for _, c := range st.Containers {
 		h.Addrs = append(h.Addrs, "127.0.0.1:"+strconv.Itoa(c.HostPort))
 	}
@@ -100,14 +88,8 @@ func decodeState(raw []byte) (*state, error) {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, fmt.Errorf("decode instance state: %w", err)
 	}
-	if st.Backend != Name {
-		return nil, fmt.Errorf("instance state belongs to backend %q, not %q", st.Backend, Name)
-	}
-	if st.Version < 1 || st.Version > stateVersion {
-		return nil, fmt.Errorf("instance state version %d not supported (want 1 to %d)", st.Version, stateVersion)
-	}
-	if st.ID == "" || len(st.Containers) == 0 {
-		return nil, errors.New("instance state has no id or no containers")
+	if err := st.Check(Name, stateVersion, len(st.Containers)); err != nil {
+		return nil, err
 	}
 	return &st, nil
 }

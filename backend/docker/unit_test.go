@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/api/types/registry"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/backend/internal/instfiles"
 	"github.com/sagehost/sagehost/instancetype"
 )
 
@@ -144,8 +145,8 @@ func TestCheckSpec(t *testing.T) {
 }
 
 func TestStateRoundTrip(t *testing.T) {
-	st := &state{Version: stateVersion, Backend: Name, ID: "i-1", Labels: map[string]string{"k": "v"},
-		InstanceType: "ml.m5.large", Created: time.Unix(1, 0).UTC(),
+	st := &state{StateHeader: instfiles.StateHeader{Version: stateVersion, Backend: Name, ID: "i-1", Labels: map[string]string{"k": "v"},
+		InstanceType: "ml.m5.large", Created: time.Unix(1, 0).UTC()},
 		Containers: []containerState{{Name: "primary", Image: "img", Port: 8080, HostPort: 30001, ContainerID: "abc"}}}
 	h := st.handle()
 	if h.ID != "i-1" || h.Backend != "docker" || !reflect.DeepEqual(h.Addrs, []string{"127.0.0.1:30001"}) || h.Labels["k"] != "v" {

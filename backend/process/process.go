@@ -316,14 +316,7 @@ func (b *Backend) Start(ctx context.Context, spec sagehost.InstanceSpec) (*sageh
 // launch creates the instance's directories, starts its processes and writes
 // its state file. On error it kills what it started and removes dir.
 func (b *Backend) launch(spec sagehost.InstanceSpec, dir string, ports []int) (inst *instance, raw []byte, err error) {
-	st := &state{
-		Version:      stateVersion,
-		Backend:      Name,
-		ID:           spec.ID,
-		Labels:       maps.Clone(spec.Labels),
-		InstanceType: spec.InstanceType,
-		Created:      time.Now().UTC(),
-	}
+	st := &state{StateHeader: instfiles.NewStateHeader(Name, stateVersion, spec)}
 	var procs []*proc
 	defer func() {
 		if err == nil {

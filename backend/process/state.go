@@ -2,15 +2,13 @@ package process
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
-	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/backend/internal/instfiles"
 	"github.com/sagehost/sagehost/internal/fsutil"
 )
 
@@ -24,13 +22,8 @@ const stateFileName = "state.json"
 // StateDir/<id>/state.json and as InstanceHandle.State. It is everything
 // needed to find the instance's processes again after sagehost restarts.
 type state struct {
-	Version      int               `json:"Version"`
-	Backend      string            `json:"Backend"`
-	ID           string            `json:"ID"`
-	Labels       map[string]string `json:"Labels,omitempty"`
-	InstanceType string            `json:"InstanceType,omitempty"`
-	Created      time.Time         `json:"Created"`
-	Containers   []containerState  `json:"Containers"`
+	instfiles.StateHeader
+	Containers []containerState `json:"Containers"`
 }
 
 // containerState is one container process of an instance.
@@ -55,13 +48,8 @@ type containerState struct {
 
 // handle returns the InstanceHandle of an instance; raw is the encoded state.
 func (st *state) handle(raw []byte) *sagehost.InstanceHandle {
-	h := &sagehost.InstanceHandle{
-		ID:      st.ID,
-		Backend: st.Backend,
-		Labels:  maps.Clone(st.Labels),
-		Version: st.Version,
-		State:   json.RawMessage(append([]byte(nil), raw...)),
-	}
+	h := st.StateHeader.Handle()
+	h.State = json.RawMessage(append([]byte(nil), raw...))
 	for _, c := range st.Containers {
 		h.Addrs = append(h.Addrs, "127.0.0.1:"+strconv.Itoa(c.Port))
 	}
@@ -73,14 +61,8 @@ func decodeState(raw []byte) (*state, error) {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, fmt.Errorf("decode instance state: %w", err)
 	}
-	if st.Backend != Name {
-		return nil, fmt.Errorf("instance state belongs to backend %q, not %q", st.Backend, Name)
-	}
-	if st.Version < 1 || st.Version > stateVersion {
-		return nil, fmt.Errorf("instance state version %d not supported (want 1 to %d)", st.Version, stateVersion)
-	}
-	if st.ID == "" || len(st.Containers) == 0 {
-		return nil, errors.New("instance state has no id or no containers")
+	if err := st.Check(Name, stateVersion, len(st.Containers)); err != nil {
+		return nil, err
 	}
 	for _, c := range st.Containers {
 		if c.PID <= 0 {

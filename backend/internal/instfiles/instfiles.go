@@ -1,7 +1,8 @@
 // Package instfiles holds what every backend does the same way for an
-// instance: instance spec and id checks, container names, opening and
-// appending to container logs, tracking how its containers exit
-// (ExitLatch), and removing an instance's directory.
+// instance: instance spec and id checks, container names, the environment
+// list, the common header of its state (StateHeader), opening and appending
+// to container logs, tracking how its containers exit (ExitLatch), and
+// removing an instance's directory.
 package instfiles
 
 import (
