@@ -137,7 +137,6 @@ type Server struct {
 	cancel  context.CancelFunc
 	served  chan error
 	devKeys bool
-	keys    *auth.Keyring
 }
 
 // IsLoopback reports whether a listen address only accepts local
@@ -187,7 +186,6 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.keys = keys
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
