@@ -218,11 +218,8 @@ func (b *Backend) Recover(ctx context.Context, h *sagehost.InstanceHandle) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if h == nil || h.ID == "" {
-		return errors.New("docker backend: recover: no instance handle")
-	}
-	if h.Backend != "" && h.Backend != Name {
-		return fmt.Errorf("docker backend: cannot recover instance %s of backend %q", h.ID, h.Backend)
+	if err := instfiles.CheckHandle(Name, h); err != nil {
+		return err
 	}
 	b.mu.Lock()
 	tracked := b.insts[h.ID] != nil || b.starting[h.ID]

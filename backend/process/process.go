@@ -485,11 +485,8 @@ func (b *Backend) Recover(ctx context.Context, h *sagehost.InstanceHandle) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if h == nil || h.ID == "" {
-		return errors.New("process backend: recover: no instance handle")
-	}
-	if h.Backend != "" && h.Backend != Name {
-		return fmt.Errorf("process backend: cannot recover instance %s of backend %q", h.ID, h.Backend)
+	if err := instfiles.CheckHandle(Name, h); err != nil {
+		return err
 	}
 	dir := filepath.Join(b.cfg.StateDir, h.ID)
 

@@ -47,6 +47,18 @@ func CheckSpec(spec sagehost.InstanceSpec) error {
 	return nil
 }
 
+// CheckHandle checks the handle Recover is given: that there is one, with
+// an id, and that it names backend or no backend. The error names backend.
+func CheckHandle(backend string, h *sagehost.InstanceHandle) error {
+	if h == nil || h.ID == "" {
+		return fmt.Errorf("%s backend: recover: no instance handle", backend)
+	}
+	if h.Backend != "" && h.Backend != backend {
+		return fmt.Errorf("%s backend: cannot recover instance %s of backend %q", backend, h.ID, h.Backend)
+	}
+	return nil
+}
+
 // ContainerNames names the containers of an instance, each name distinct:
 // the ContainerHostname, "primary" for a lone container without one, or
 // container-<n> (n its position, or the next number no other container

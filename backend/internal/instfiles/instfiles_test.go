@@ -2,6 +2,7 @@ package instfiles
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -109,5 +110,23 @@ func TestExitLatch(t *testing.T) {
 	// The first exit is the instance's.
 	if es, err := l.Wait(context.Background()); err != nil || es.ExitCode != 3 {
 		t.Errorf("Wait = %+v, %v; want code 3", es, err)
+	}
+}
+
+func TestCheckHandle(t *testing.T) {
+	for _, tc := range []struct {
+		h    *sagehost.InstanceHandle
+		want string
+	}{
+		{&sagehost.InstanceHandle{ID: "i-1", Backend: "process"}, ""},
+		{&sagehost.InstanceHandle{ID: "i-1"}, ""},
+		{nil, "process backend: recover: no instance handle"},
+		{&sagehost.InstanceHandle{Backend: "process"}, "process backend: recover: no instance handle"},
+		{&sagehost.InstanceHandle{ID: "i-1", Backend: "docker"}, `process backend: cannot recover instance i-1 of backend "docker"`},
+	} {
+		err := CheckHandle("process", tc.h)
+		if got := fmt.Sprint(err); (tc.want == "" && err != nil) || (tc.want != "" && got != tc.want) {
+			t.Errorf("CheckHandle(%+v) = %v, want %q", tc.h, err, tc.want)
+		}
 	}
 }
