@@ -126,8 +126,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	ln      net.Listener
-	http    *http.Server      // with HTTPServerNet
-	fast    *fastserve.Server // otherwise
+	srv     httpServer // *http.Server or *fastserve.Server, once serving
 	store   *sqlite.DB
 	router  *invoke.Router
 	metrics *metrics.Metrics
@@ -137,6 +136,12 @@ type Server struct {
 	cancel  context.CancelFunc
 	served  chan error
 	devKeys bool
+}
+
+// httpServer is what Server needs of either HTTP server implementation.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
 }
 
 // IsLoopback reports whether a listen address only accepts local
@@ -276,15 +281,14 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	switch cfg.HTTPServer {
 	case HTTPServerNet:
-		s.http = &http.Server{
+		s.srv = &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		}
-		go func() { s.served <- s.http.Serve(s.ln) }()
 	default:
-		s.fast = fastserve.New(fastserve.Config{
+		s.srv = fastserve.New(fastserve.Config{
 			Handler:      handler,
 			Streaming:    streamsResponse,
 			MaxBodyBytes: maxRequestBodyBytes,
@@ -292,8 +296,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 			IdleTimeout:  120 * time.Second,
 			Logger:       cfg.Logger,
 		})
-		go func() { s.served <- s.fast.Serve(s.ln) }()
 	}
+	go func() { s.served <- s.srv.Serve(s.ln) }()
 	s.log.Info("sagehost listening", "url", s.URL(), "data_dir", cfg.DataDir)
 	if cfg.Example {
 		account := auth.DevCredential.Account
@@ -380,15 +384,9 @@ func (s *Server) Wait() error {
 // Close stops serving, stops every model instance and closes the store.
 func (s *Server) Close(ctx context.Context) error {
 	var errs []error
-	if s.http != nil {
+	if s.srv != nil {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := s.http.Shutdown(sctx); err != nil {
-			errs = append(errs, fmt.Errorf("shut down http: %w", err))
-		}
-		cancel()
-	} else if s.fast != nil {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		if err := s.fast.Shutdown(sctx); err != nil {
+		if err := s.srv.Shutdown(sctx); err != nil {
 			errs = append(errs, fmt.Errorf("shut down http: %w", err))
 		}
 		cancel()
