@@ -73,14 +73,16 @@ func BuildExampleImage(ctx context.Context, b *Backend, dir string) (string, err
 		return "", err
 	}
 	dockerfile := "FROM scratch\nCOPY model /model\nCOPY probe /probe\nENTRYPOINT [\"/model\"]\n"
-	files := map[string]string{"model": model, "probe": probe}
+	names := []string{"model", "probe"}
+	files := map[string][]byte{}
 	h := sha256.New()
 	io.WriteString(h, dockerfile)
-	for _, name := range []string{"model", "probe"} {
-		b, err := os.ReadFile(files[name])
+	for _, name := range names {
+		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return "", err
 		}
+		files[name] = b
 		h.Write(b)
 	}
 	ref := "localhost/sagehost-testmodel:" + hex.EncodeToString(h.Sum(nil))[:16]
@@ -100,9 +102,8 @@ func BuildExampleImage(ctx context.Context, b *Backend, dir string) (string, err
 	if err := add("Dockerfile", []byte(dockerfile), 0o644); err != nil {
 		return "", err
 	}
-	for _, name := range []string{"model", "probe"} {
-		b, _ := os.ReadFile(files[name])
-		if err := add(name, b, 0o755); err != nil {
+	for _, name := range names {
+		if err := add(name, files[name], 0o755); err != nil {
 			return "", err
 		}
 	}
