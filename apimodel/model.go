@@ -40,26 +40,21 @@ var sageMakerOperations = sync.OnceValue(func() map[string]bool {
 func IsSageMakerOperation(name string) bool { return sageMakerOperations()[name] }
 
 var (
-	sageMakerOnce, runtimeOnce sync.Once
-	sageMakerSvc, runtimeSvc   *Service
+	sageMakerSvc = sync.OnceValue(func() *Service {
+		s := mustParse("sagemaker.json", sageMakerJSON)
+		allowLocalModelData(s)
+		return s
+	})
+	runtimeSvc = sync.OnceValue(func() *Service { return mustParse("sagemaker-runtime.json", runtimeJSON) })
 )
 
 // SageMaker returns the control-plane model (awsJson1_1, target prefix
 // "SageMaker"), parsed once from the embedded file.
-func SageMaker() *Service {
-	sageMakerOnce.Do(func() {
-		sageMakerSvc = mustParse("sagemaker.json", sageMakerJSON)
-		allowLocalModelData(sageMakerSvc)
-	})
-	return sageMakerSvc
-}
+func SageMaker() *Service { return sageMakerSvc() }
 
 // Runtime returns the runtime model (rest-json), parsed once from the
 // embedded file.
-func Runtime() *Service {
-	runtimeOnce.Do(func() { runtimeSvc = mustParse("sagemaker-runtime.json", runtimeJSON) })
-	return runtimeSvc
-}
+func Runtime() *Service { return runtimeSvc() }
 
 func mustParse(name string, b []byte) *Service {
 	s, err := Parse(b)
