@@ -492,10 +492,7 @@ func (w *walker) walk(sh *Shape, v any, path string, depth int) (any, *sagehost.
 		if !ok {
 			return nil, mismatch(path, sh.Type, v)
 		}
-		bits := 64
-		if sh.Type == "float" {
-			bits = 32
-		}
+		bits := floatBits(sh.Type)
 		f, err := strconv.ParseFloat(text, bits)
 		if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 			return nil, sagehost.Errorf(sagehost.CodeSerializationException,
@@ -609,6 +606,13 @@ func intBits(typ string) int {
 		return 64
 	}
 	return 32
+}
+
+func floatBits(typ string) int {
+	if typ == "float" {
+		return 32
+	}
+	return 64
 }
 
 // where names a path in serialization messages.

@@ -244,10 +244,7 @@ func renderTo(b *strings.Builder, sh *Shape, v any, depth int) {
 		}
 	case "float", "double":
 		if text, ok := numberText(v); ok {
-			bits := 64
-			if sh.Type == "float" {
-				bits = 32
-			}
+			bits := floatBits(sh.Type)
 			if f, err := strconv.ParseFloat(text, bits); err == nil {
 				b.WriteString(javaFloat(f, bits))
 				return
