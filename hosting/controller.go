@@ -841,11 +841,9 @@ func (c *controller) started(ctx context.Context, inst *instance, h *sagehost.In
 func (c *controller) watch(ctx context.Context, inst *instance) {
 	route := &invoke.Instance{ID: inst.ID}
 	var model *sagehost.ModelSpec
-	if d := c.deployment(inst.Deployment); d != nil {
-		if v := d.Variant(inst.Variant); v != nil {
-			if m, ok := d.Models[v.ModelName]; ok {
-				model = &m
-			}
+	if inst.component == "" { // a copy runs one plain container: model stays nil
+		if m, _, _, ok := c.modelOf(inst); ok {
+			model = &m
 		}
 	}
 	for i, addr := range inst.handle.Addrs {
