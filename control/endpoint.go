@@ -247,15 +247,13 @@ func variantSummary(d *sagehost.Deployment, v *sagehost.VariantState, creating b
 		}
 		m["DeployedImages"] = images
 	}
-	for _, pv := range d.Config.ProductionVariants {
-		if pv.VariantName == v.VariantName {
-			if pv.ServerlessConfig != nil {
-				m["CurrentServerlessConfig"] = pv.ServerlessConfig
-				m["DesiredServerlessConfig"] = pv.ServerlessConfig
-			}
-			if pv.RoutingConfig != nil {
-				m["RoutingConfig"] = pv.RoutingConfig
-			}
+	if pv := d.Config.Variant(v.VariantName); pv != nil {
+		if pv.ServerlessConfig != nil {
+			m["CurrentServerlessConfig"] = pv.ServerlessConfig
+			m["DesiredServerlessConfig"] = pv.ServerlessConfig
+		}
+		if pv.RoutingConfig != nil {
+			m["RoutingConfig"] = pv.RoutingConfig
 		}
 	}
 	switch {
