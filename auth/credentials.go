@@ -62,12 +62,18 @@ func NewKeyring(creds ...Credential) (*Keyring, error) {
 	return k, nil
 }
 
+// snapshot returns the keyring's current key set, nil for a nil or zero
+// Keyring.
+func (k *Keyring) snapshot() *keySet {
+	if k == nil {
+		return nil
+	}
+	return k.keys.Load()
+}
+
 // Lookup returns the credential with the given access key id.
 func (k *Keyring) Lookup(accessKeyID string) (Credential, bool) {
-	if k == nil {
-		return Credential{}, false
-	}
-	set := k.keys.Load()
+	set := k.snapshot()
 	if set == nil {
 		return Credential{}, false
 	}
@@ -77,10 +83,7 @@ func (k *Keyring) Lookup(accessKeyID string) (Credential, bool) {
 
 // Len returns the number of credentials in the keyring.
 func (k *Keyring) Len() int {
-	if k == nil {
-		return 0
-	}
-	set := k.keys.Load()
+	set := k.snapshot()
 	if set == nil {
 		return 0
 	}
@@ -90,10 +93,11 @@ func (k *Keyring) Len() int {
 // First returns the first credential of the keyring (the first profile of a
 // credentials file).
 func (k *Keyring) First() (Credential, bool) {
-	if k.Len() == 0 {
+	set := k.snapshot()
+	if set == nil || len(set.byID) == 0 {
 		return Credential{}, false
 	}
-	return k.keys.Load().first, true
+	return set.first, true
 }
 
 // replace validates creds and swaps them in as the keyring's contents.
