@@ -282,7 +282,7 @@ func (s *Service) checkSpec(ctx context.Context, c sagehost.Caller, spec *sageho
 		if len(containers) != 1 {
 			return nil, "", validation("%s: model %q has %d containers; an inference component deploys a model with exactly one container.", label, rec.Name, len(containers))
 		}
-		if containers[0].Mode == "MultiModel" {
+		if containers[0].IsMultiModel() {
 			return nil, "", validation("%s: model %q is a multi-model container (Mode MultiModel), which an inference component cannot deploy.", label, rec.Name)
 		}
 		models[sp.ModelName] = *m

@@ -68,7 +68,7 @@ func checkModelSpec(m *sagehost.ModelSpec) error {
 		if c.ModelDataUrl != "" && c.ModelDataSource != nil {
 			return validation("Container %d specifies both ModelDataUrl and ModelDataSource; specify only one.", i+1)
 		}
-		if c.Mode == "MultiModel" {
+		if c.IsMultiModel() {
 			multiModel++
 		}
 		if c.ContainerHostname != "" {
