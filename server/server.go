@@ -267,7 +267,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	})
 	svc := &control.Service{Store: s.store, Notifier: s.hosting, Logger: cfg.Logger}
 	handler := &api.Handler{
-		Auth:    &auth.Verifier{Keys: keys, Service: "sagemaker"},
+		Auth:    &auth.Verifier{Keys: keys, Service: auth.DefaultService},
 		Control: svc,
 		Router:  s.router,
 		Logger:  cfg.Logger,

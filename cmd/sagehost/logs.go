@@ -92,7 +92,7 @@ func logs(args []string, stdout, stderr io.Writer) int {
 		SessionToken:    os.Getenv("AWS_SESSION_TOKEN"),
 	}
 	empty := sha256.Sum256(nil)
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(empty[:]), "sagemaker", *region, time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hex.EncodeToString(empty[:]), auth.DefaultService, *region, time.Now()); err != nil {
 		fmt.Fprintln(stderr, "sagehost logs: sign:", err)
 		return 1
 	}
