@@ -360,8 +360,11 @@ func (c *controller) startCopy(ctx context.Context, comp *control.InferenceCompo
 		return false, false
 	}
 	sp := st.Current.Spec.ForInstanceType(variantHosts[0].InstanceType)
+	if sp == nil {
+		return false, false
+	}
 	model, ok := st.Current.Model(sp)
-	if sp == nil || !ok {
+	if !ok {
 		return false, false
 	}
 	// Model data first, as for variants.

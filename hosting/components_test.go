@@ -1,12 +1,14 @@
 package hosting
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/invoke"
 )
 
@@ -92,5 +94,23 @@ func TestPublishOnlyOnChange(t *testing.T) {
 	c.publish()
 	if got := router.Lookup(key); got == first || len(got.Variants[0].Instances) != 2 {
 		t.Fatalf("after an instance began stopping: %+v", got)
+	}
+}
+
+// TestStartCopyWithoutSpecificationForHostType: a component whose
+// specifications name none of its hosts' instance types (say its endpoint
+// now runs another instance type) places no copy; it used to dereference the
+// missing specification.
+func TestStartCopyWithoutSpecificationForHostType(t *testing.T) {
+	c := &controller{}
+	comp := &control.InferenceComponent{
+		Record: &sagehost.Record{Name: "ic"},
+		State: &sagehost.InferenceComponentState{VariantName: "v", Current: sagehost.InferenceComponentDeployment{ID: "c1", Spec: sagehost.InferenceComponentSpec{
+			Specifications: []sagehost.InferenceComponentSpecification{{InstanceType: "ml.g5.xlarge", ModelName: "m"}},
+		}}},
+	}
+	placed, wait := c.startCopy(context.Background(), comp, []host{{ID: "h", Variant: "v", InstanceType: "ml.c5.xlarge"}})
+	if placed || wait {
+		t.Fatalf("startCopy: placed %v wait %v, want neither", placed, wait)
 	}
 }
