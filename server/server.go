@@ -245,6 +245,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data capture: %w", err)
 	}
+	logDir := filepath.Join(cfg.DataDir, "logs") // written by hosting, served by api
 	gpus := gpu.NewAllocator(gpu.Parse(ctx, cfg.GPUs))
 	if n := len(gpus.Devices()); n > 0 {
 		s.log.Info("GPUs for instances of GPU types", "devices", gpus.Devices())
@@ -258,7 +259,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Metrics:          s.metrics,
 		Capture:          s.capture,
 		GPUs:             gpus,
-		LogDir:           filepath.Join(cfg.DataDir, "logs"),
+		LogDir:           logDir,
 		Logger:           cfg.Logger,
 		StartupTimeout:   cfg.StartupTimeout,
 		ResolveImage:     resolveImage,
@@ -274,7 +275,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 
 		Metrics:       s.metrics,
 		PublicMetrics: cfg.PublicMetrics,
-		LogDir:        filepath.Join(cfg.DataDir, "logs"),
+		LogDir:        logDir,
 	}
 	if err := s.hosting.Start(ctx); err != nil {
 		return nil, fmt.Errorf("recover endpoints: %w", err)
