@@ -265,8 +265,8 @@ func (c *controller) reconcileComponent(ctx context.Context, comp *control.Infer
 	if st.Previous != nil && starting > 0 {
 		need = 0 // roll over one batch at a time
 	}
-	if st.Previous != nil && need > batchSize(st.LastDeploymentConfig, desired) {
-		need = batchSize(st.LastDeploymentConfig, desired)
+	if st.Previous != nil {
+		need = min(need, batchSize(st.LastDeploymentConfig, desired))
 	}
 	for k := 0; k < need; k++ {
 		placed, wait := c.startCopy(ctx, comp, hosts)
