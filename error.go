@@ -74,11 +74,18 @@ type Error struct {
 	OriginalStatusCode *int
 	OriginalMessage    string
 	LogStreamArn       string
+
+	// Cause, never shown to a client, lets callers test what happened
+	// with errors.Is (e.g. ErrAlreadyExists) rather than by the message.
+	Cause error
 }
 
 func (e *Error) Error() string {
 	return e.Code + ": " + e.Message
 }
+
+// Unwrap returns the error's Cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // Errorf returns an *Error with the given code and formatted message.
 func Errorf(code, format string, args ...any) *Error {

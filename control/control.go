@@ -76,6 +76,15 @@ func validation(format string, args ...any) error {
 	return sagehost.Errorf(sagehost.CodeValidationException, format, args...)
 }
 
+// alreadyExists is SageMaker's error for creating a resource whose name is
+// taken ("Cannot create already existing KIND \"ARN\"."); it answers
+// errors.Is(err, sagehost.ErrAlreadyExists).
+func alreadyExists(kind, arn string) error {
+	e := sagehost.Errorf(sagehost.CodeValidationException, "Cannot create already existing %s %q.", kind, arn)
+	e.Cause = sagehost.ErrAlreadyExists
+	return e
+}
+
 // storeErr turns an unexpected store error into an internal error with
 // context; application errors pass through.
 func storeErr(op string, err error) error {

@@ -100,7 +100,7 @@ func DecodeEndpointState(rec *sagehost.Record) (*sagehost.EndpointState, error) 
 func (s *Service) CreateEndpoint(ctx context.Context, c sagehost.Caller, in *CreateEndpointInput) (*EndpointArnOutput, error) {
 	arn := c.ARN(sagehost.KindEndpoint, in.EndpointName)
 	if _, err := s.Store.Get(ctx, sagehost.KindEndpoint, c.Account, c.Region, in.EndpointName); err == nil {
-		return nil, validation("Cannot create already existing endpoint %q.", arn)
+		return nil, alreadyExists("endpoint", arn)
 	} else if !errors.Is(err, sagehost.ErrNotFound) {
 		return nil, storeErr("get endpoint", err)
 	}
@@ -122,7 +122,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, c sagehost.Caller, in *Cre
 		return nil, err
 	}
 	if err := s.Store.Create(ctx, rec, in.Tags); errors.Is(err, sagehost.ErrAlreadyExists) {
-		return nil, validation("Cannot create already existing endpoint %q.", arn)
+		return nil, alreadyExists("endpoint", arn)
 	} else if err != nil {
 		return nil, storeErr("create endpoint", err)
 	}

@@ -39,7 +39,7 @@ func (s *Service) CreateEndpointConfig(ctx context.Context, c sagehost.Caller, i
 		CreationTime: now, LastModifiedTime: now, Doc: doc,
 	}
 	if err := s.Store.Create(ctx, rec, in.Tags); errors.Is(err, sagehost.ErrAlreadyExists) {
-		return nil, validation("Cannot create already existing endpoint configuration %q.", rec.ARN)
+		return nil, alreadyExists("endpoint configuration", rec.ARN)
 	} else if err != nil {
 		return nil, storeErr("create endpoint config", err)
 	}

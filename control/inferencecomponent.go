@@ -371,7 +371,7 @@ func (s *Service) newComponentDeployment(doc json.RawMessage, spec sagehost.Infe
 // which starts its copies.
 func (s *Service) CreateInferenceComponent(ctx context.Context, c sagehost.Caller, in *CreateInferenceComponentInput) (*InferenceComponentArnOutput, error) {
 	arn := c.ARN(sagehost.KindInferenceComponent, in.InferenceComponentName)
-	exists := func() error { return validation("Cannot create already existing inference component %q.", arn) }
+	exists := func() error { return alreadyExists("inference component", arn) }
 	if _, err := s.Store.Get(ctx, sagehost.KindInferenceComponent, c.Account, c.Region, in.InferenceComponentName); err == nil {
 		return nil, exists()
 	} else if !errors.Is(err, sagehost.ErrNotFound) {

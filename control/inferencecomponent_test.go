@@ -365,3 +365,21 @@ func TestComponentVariantsInstancePools(t *testing.T) {
 		t.Fatalf("names %v, types %v", names, types)
 	}
 }
+
+// Creating a resource whose name is taken gives SageMaker's message, and an
+// error that answers errors.Is(err, sagehost.ErrAlreadyExists) (how the
+// example endpoint's set-up recognises it on a restart).
+func TestCreateExistingIsErrAlreadyExists(t *testing.T) {
+	f := newICFixture(t)
+	for _, tc := range []struct{ op, body, msg string }{
+		{"CreateModel", `{"ModelName":"m","PrimaryContainer":{"Image":"/bin/true"}}`, `Cannot create already existing model "arn:aws:sagemaker:us-east-1:111111111111:model/m".`},
+		{"CreateEndpointConfig", `{"EndpointConfigName":"cfg","ProductionVariants":[{"VariantName":"v","ModelName":"m","InstanceType":"ml.m5.large","InitialInstanceCount":1}]}`,
+			`Cannot create already existing endpoint configuration "arn:aws:sagemaker:us-east-1:111111111111:endpoint-config/cfg".`},
+		{"CreateEndpoint", `{"EndpointName":"ep","EndpointConfigName":"cfg"}`, `Cannot create already existing endpoint "arn:aws:sagemaker:us-east-1:111111111111:endpoint/ep".`},
+	} {
+		_, err := f.call(tc.op, tc.body)
+		if !errors.Is(err, sagehost.ErrAlreadyExists) || sagehost.ErrorCode(err) != sagehost.CodeValidationException || sagehost.ErrorMessage(err) != tc.msg {
+			t.Errorf("%s again: %v", tc.op, err)
+		}
+	}
+}

@@ -38,7 +38,7 @@ func (s *Service) CreateModel(ctx context.Context, c sagehost.Caller, in *Create
 		CreationTime: now, LastModifiedTime: now, Doc: doc,
 	}
 	if err := s.Store.Create(ctx, rec, in.Tags); errors.Is(err, sagehost.ErrAlreadyExists) {
-		return nil, validation("Cannot create already existing model %q.", rec.ARN)
+		return nil, alreadyExists("model", rec.ARN)
 	} else if err != nil {
 		return nil, storeErr("create model", err)
 	}

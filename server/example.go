@@ -74,14 +74,9 @@ func (s *Server) createExample(ctx context.Context, svc *control.Service, accoun
 	}
 	for _, step := range steps {
 		// A model or config left by an earlier --example run is reused.
-		if err := step(); err != nil && !isAlreadyExists(err) {
+		if err := step(); err != nil && !errors.Is(err, sagehost.ErrAlreadyExists) {
 			return fmt.Errorf("create the example endpoint: %w", err)
 		}
 	}
 	return nil
-}
-
-func isAlreadyExists(err error) bool {
-	var e *sagehost.Error
-	return errors.As(err, &e) && e.Code == sagehost.CodeValidationException && len(e.Message) > 30 && e.Message[:30] == "Cannot create already existing"
 }
