@@ -249,7 +249,7 @@ func SourceFromContainer(c sagehost.ContainerDefinition) (Source, bool) {
 		s := c.ModelDataSource.S3DataSource
 		return Source{URI: s.S3Uri, DataType: s.S3DataType, Compression: s.CompressionType}, true
 	}
-	if c.ModelDataUrl == "" || strings.EqualFold(c.Mode, "MultiModel") {
+	if c.ModelDataUrl == "" || c.IsMultiModel() {
 		return Source{}, false
 	}
 	u := c.ModelDataUrl
