@@ -260,8 +260,11 @@ func TestInvokeLongAnswers(t *testing.T) {
 		for _, n := range []int{64<<10 + 1, 1 << 20, 6 << 20} {
 			out, err := c.rt.InvokeEndpoint(ctxT(t), &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("long"),
 				ContentType: aws.String("application/json"), Body: []byte(fmt.Sprintf(`{"testmodel":{"bytes":%d}}`, n))})
-			if err != nil || len(out.Body) != n || strings.Trim(string(out.Body), "x") != "" {
-				t.Fatalf("%d-byte answer: %d bytes, %v", n, len(out.Body), err)
+			if err != nil {
+				t.Fatalf("%d-byte answer: %v", n, err)
+			}
+			if len(out.Body) != n || strings.Trim(string(out.Body), "x") != "" {
+				t.Fatalf("%d-byte answer: %d bytes", n, len(out.Body))
 			}
 		}
 		// Without retries, so that the one broken answer is what the
