@@ -76,6 +76,19 @@ for _ in range(60):
     seen.add(rt.invoke_endpoint(EndpointName="py-endpoint", Body=b"{}", ContentType="application/json")["InvokedProductionVariant"])
 check(seen == {"Blue", "Green"}, f"weights split traffic: {seen}")
 
+r = rt.invoke_endpoint_with_response_stream(
+    EndpointName="py-endpoint",
+    Body=b'{"testmodel": {"stream_chunks": 3}}',
+    ContentType="application/json",
+    Accept="application/jsonlines",
+    CustomAttributes="trace=43",
+    TargetVariant="Blue",
+)
+parts = [ev["PayloadPart"]["Bytes"] for ev in r["Body"]]
+lines = [json.loads(line) for line in b"".join(parts).splitlines()]
+check([(l["name"], l["chunk"]) for l in lines] == [("blue", 0), ("blue", 1), ("blue", 2)], f"response stream: {len(parts)} parts, {lines}")
+check(r["InvokedProductionVariant"] == "Blue" and r["CustomAttributes"] == "echo:trace=43" and r["ContentType"] == "application/json",
+      f"response stream headers: {r['InvokedProductionVariant']} {r['CustomAttributes']} {r['ContentType']}")
 code, msg, status = error_code(rt.invoke_endpoint, EndpointName="py-endpoint", Body=b'{"testmodel": {"status": 500, "message": "boom"}}', ContentType="application/json")
 check(code == "ModelError" and status == 424 and "Received server error (500)" in msg, f"ModelError: {code} {status} {msg}")
 big = b'{"pad": "' + b"a" * (5 << 20) + b'"}'
@@ -104,6 +117,14 @@ waiter.wait(EndpointName="py-endpoint", WaiterConfig={"Delay": 1, "MaxAttempts":
 only = {rt.invoke_endpoint(EndpointName="py-endpoint", Body=b"{}", ContentType="application/json")["InvokedProductionVariant"] for _ in range(20)}
 check(only == {"Green"}, f"weight 0 takes Blue out: {only}")
 
+# Last, as the model dies: Blue takes no more traffic.
+r = rt.invoke_endpoint_with_response_stream(EndpointName="py-endpoint", Body=b'{"testmodel": {"bytes": 1048576, "crash_after": 100000}}', ContentType="application/json", TargetVariant="Blue")
+try:
+    for ev in r["Body"]:
+        pass
+    check(False, "a model dying mid-stream ends the stream with an error")
+except botocore.exceptions.EventStreamError as e:
+    check(e.response["Error"]["Code"] == "ModelStreamError", f"mid-stream ModelStreamError: {e.response['Error']}")
 sm.delete_endpoint(EndpointName="py-endpoint")
 sm.get_waiter("endpoint_deleted").wait(EndpointName="py-endpoint", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
 print("boto3 smoke test passed")

@@ -30,7 +30,7 @@ type runtimeCall struct {
 // segment of their route.
 var runtimeRoutes = map[string]runtimeRoute{
 	"invocations":                 {"InvokeEndpoint", (*Handler).invokeEndpoint},
-	"invocations-response-stream": {"InvokeEndpointWithResponseStream", notYet("InvokeEndpointWithResponseStream")},
+	"invocations-response-stream": {"InvokeEndpointWithResponseStream", (*Handler).invokeEndpointWithResponseStream},
 	"async-invocations":           {"InvokeEndpointAsync", notYet("InvokeEndpointAsync")},
 }
 
@@ -108,7 +108,7 @@ func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, call ru
 		Received:                call.received,
 		RequestID:               header(w.Header(), "X-Amzn-Requestid"),
 	}
-	if err := h.validateInvoke(req); err != nil {
+	if err := h.validateInvoke("InvokeEndpointInput", req); err != nil {
 		writeRuntimeError(w, h.Logger, err)
 		return
 	}
@@ -120,11 +120,44 @@ func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, call ru
 	}
 }
 
-// validateInvoke checks the header and path members of InvokeEndpoint
-// against the runtime model. Values that passed once are remembered (a
-// bounded set), so that the usual repeated endpoint names and content types
-// cost a map lookup.
-func (h *Handler) validateInvoke(req *invoke.Request) error {
+// invokeEndpointWithResponseStream serves InvokeEndpointWithResponseStream:
+// InvokeEndpoint's headers less TargetModel and EnableExplanations, with
+// Accept in X-Amzn-SageMaker-Accept. Errors before the stream starts are
+// ordinary error responses.
+func (h *Handler) invokeEndpointWithResponseStream(w http.ResponseWriter, r *http.Request, call runtimeCall) {
+	hd := r.Header
+	req := &invoke.Request{
+		Caller:                  call.caller,
+		EndpointName:            call.name,
+		Body:                    call.body,
+		ContentType:             header(hd, "Content-Type"),
+		Accept:                  header(hd, invoke.HeaderStreamAccept),
+		CustomAttributes:        header(hd, invoke.HeaderCustomAttributes),
+		TargetVariant:           header(hd, invoke.HeaderTargetVariant),
+		TargetContainerHostname: header(hd, invoke.HeaderTargetContainer),
+		InferenceID:             header(hd, invoke.HeaderInferenceID),
+		InferenceComponentName:  header(hd, invoke.HeaderInferenceComponent),
+		SessionID:               header(hd, invoke.HeaderSessionID),
+		Received:                call.received,
+		RequestID:               header(w.Header(), "X-Amzn-Requestid"),
+	}
+	if err := h.validateInvoke("InvokeEndpointWithResponseStreamInput", req); err != nil {
+		writeRuntimeError(w, h.Logger, err)
+		return
+	}
+	if err := h.Router.InvokeStream(w, r, req); err != nil {
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		writeRuntimeError(w, h.Logger, err)
+	}
+}
+
+// validateInvoke checks the header and path members of an invoke request
+// against their input shape in the runtime model. Values that passed once
+// are remembered (a bounded set), so that the usual repeated endpoint names
+// and content types cost a map lookup.
+func (h *Handler) validateInvoke(shape string, req *invoke.Request) error {
 	members := [...]struct{ name, value string }{
 		{"EndpointName", req.EndpointName}, {"ContentType", req.ContentType}, {"Accept", req.Accept},
 		{"CustomAttributes", req.CustomAttributes}, {"TargetModel", req.TargetModel}, {"TargetVariant", req.TargetVariant},
@@ -138,7 +171,7 @@ func (h *Handler) validateInvoke(req *invoke.Request) error {
 		if m.value == "" && m.name != "EndpointName" {
 			continue
 		}
-		if _, ok := h.validated[validValue{m.name, m.value}]; ok {
+		if _, ok := h.validated[validValue{shape, m.name, m.value}]; ok {
 			continue
 		}
 		if unchecked == nil {
@@ -151,7 +184,7 @@ func (h *Handler) validateInvoke(req *invoke.Request) error {
 		return nil
 	}
 	unchecked["EndpointName"] = req.EndpointName // required: always part of a check
-	if err := apimodel.Runtime().ValidateMembers("InvokeEndpointInput", unchecked); err != nil {
+	if err := apimodel.Runtime().ValidateMembers(shape, unchecked); err != nil {
 		return err
 	}
 	h.validMu.Lock()
@@ -160,15 +193,15 @@ func (h *Handler) validateInvoke(req *invoke.Request) error {
 	}
 	for name, value := range unchecked {
 		if len(h.validated) < maxValidated {
-			h.validated[validValue{name, value}] = struct{}{}
+			h.validated[validValue{shape, name, value}] = struct{}{}
 		}
 	}
 	h.validMu.Unlock()
 	return nil
 }
 
-// validValue is a member's value that passed validation.
-type validValue struct{ member, value string }
+// validValue is a member's value that passed validation in a shape.
+type validValue struct{ shape, member, value string }
 
 // maxValidated bounds the set of remembered valid header values.
 const maxValidated = 4096

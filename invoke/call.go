@@ -47,6 +47,9 @@ func (r *Router) send(ctx context.Context, deadline time.Time, c *Container, pat
 // a ModelError; a 2xx answer is relayed with its content type and custom
 // attributes, never more than the payload limit.
 func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, in *Instance, c *Container, resp *http.Response, req *Request) (res outcome) {
+	if req.stream {
+		return r.relayStream(w, ctx, t, v, in, c, resp, req)
+	}
 	res.status = resp.StatusCode
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		res.err = r.modelError(t, c, resp)

@@ -63,6 +63,7 @@ type Request struct {
 	RequestID string
 
 	captured  *capturedAnswer // set when this call is captured
+	stream    bool            // InvokeEndpointWithResponseStream
 	direct    int             // Direct mode: the index of the target container
 	modelName string          // multi-model: ModelName(TargetModel)
 }
@@ -228,6 +229,9 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 	if err != nil {
 		return err
 	}
+	if req.stream && v.MultiModel != nil {
+		return errStreamMultiModel(req)
+	}
 	if err := checkTargets(req, v); err != nil {
 		return err
 	}
@@ -252,7 +256,7 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 			vm.PerInstance.Add(1 / float64(n))
 		}
 	}
-	if v.Explainer != nil {
+	if v.Explainer != nil && !req.stream { // (a stream has no EnableExplanations)
 		res := r.explain(w, httpReq.Context(), t, v, req)
 		if vm != nil {
 			record(vm, req.Received, res)
@@ -306,6 +310,9 @@ type outcome struct {
 	status   int           // the container's HTTP status; 0 if it gave none
 	modelDur time.Duration // ModelLatency; 0 if the call never reached it
 	err      error         // nil: the answer was relayed
+	// midStream: a response stream ended with an error event after it
+	// had started (err is nil then).
+	midStream bool
 }
 
 // record adds one call's outcome to its variant's metrics.
@@ -318,6 +325,9 @@ func record(vm *metrics.Variant, received time.Time, res outcome) {
 	}
 	if res.err != nil && sagehost.ErrorCode(res.err) == sagehost.CodeModelError {
 		vm.ModelErrors.Inc()
+	}
+	if res.midStream {
+		vm.MidStreamErrors.Inc()
 	}
 	if res.modelDur > 0 {
 		vm.ModelLatency.Observe(res.modelDur.Seconds())

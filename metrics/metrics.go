@@ -37,6 +37,7 @@ type Metrics struct {
 	errors4xx       *prometheus.CounterVec
 	errors5xx       *prometheus.CounterVec
 	modelErrors     *prometheus.CounterVec
+	midStreamErrors *prometheus.CounterVec
 	perInstance     *prometheus.CounterVec
 	modelLatency    *prometheus.HistogramVec
 	overheadLatency *prometheus.HistogramVec
@@ -90,6 +91,7 @@ func New() *Metrics {
 	m.errors4xx = counter("invocation_4xx_errors_total", "Invocations for which the model returned a 4xx status (CloudWatch Invocation4XXErrors).", invocationLabels...)
 	m.errors5xx = counter("invocation_5xx_errors_total", "Invocations for which the model returned a 5xx status (CloudWatch Invocation5XXErrors).", invocationLabels...)
 	m.modelErrors = counter("invocation_model_errors_total", "Invocations the model did not answer with 2xx: error statuses, timeouts, broken connections, oversize answers (CloudWatch InvocationModelErrors).", invocationLabels...)
+	m.midStreamErrors = counter("mid_stream_errors_total", "Response streams (InvokeEndpointWithResponseStream) that ended with an error event after their first part: the model timed out or its connection broke (CloudWatch MidStreamErrors).", invocationLabels...)
 	m.perInstance = counter("invocations_per_instance_total", "Each invocation adds 1/(healthy instances of its variant) (CloudWatch InvocationsPerInstance).", invocationLabels...)
 	m.modelLatency = histogram("model_latency_seconds", "Time to send the request to the container, and for it to answer and its answer to be relayed (CloudWatch ModelLatency).", invocationLabels...)
 	m.overheadLatency = histogram("overhead_latency_seconds", "Time spent in sagehost: the whole call minus ModelLatency (CloudWatch OverheadLatency).", invocationLabels...)
@@ -120,6 +122,7 @@ type Variant struct {
 	Errors4xx       prometheus.Counter
 	Errors5xx       prometheus.Counter
 	ModelErrors     prometheus.Counter
+	MidStreamErrors prometheus.Counter
 	PerInstance     prometheus.Counter
 	ModelLatency    prometheus.Observer
 	OverheadLatency prometheus.Observer
@@ -154,6 +157,7 @@ func (m *Metrics) Component(key sagehost.EndpointKey, variant, component string)
 		Errors4xx:       m.errors4xx.WithLabelValues(il...),
 		Errors5xx:       m.errors5xx.WithLabelValues(il...),
 		ModelErrors:     m.modelErrors.WithLabelValues(il...),
+		MidStreamErrors: m.midStreamErrors.WithLabelValues(il...),
 		PerInstance:     m.perInstance.WithLabelValues(il...),
 		ModelLatency:    m.modelLatency.WithLabelValues(il...),
 		OverheadLatency: m.overheadLatency.WithLabelValues(il...),

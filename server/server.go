@@ -105,9 +105,9 @@ const (
 const maxRequestBodyBytes = api.MaxControlBodyBytes
 
 // streamsResponse selects the requests whose responses are streamed as
-// they are written: followed logs.
+// they are written: followed logs and response streams.
 func streamsResponse(method, path []byte) bool {
-	return bytes.HasPrefix(path, []byte("/logs/"))
+	return bytes.HasPrefix(path, []byte("/logs/")) || bytes.HasSuffix(path, []byte("/invocations-response-stream"))
 }
 
 // DefaultDataDir returns $XDG_DATA_HOME/sagehost, or ~/.local/share/sagehost.

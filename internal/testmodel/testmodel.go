@@ -249,6 +249,9 @@ type Knobs struct {
 	ContentType  string `json:"content_type,omitempty"`
 	StreamChunks int    `json:"stream_chunks,omitempty"`
 	ChunkDelay   string `json:"chunk_delay,omitempty"`
+	// ChunkGate, with StreamChunks, holds every chunk after the first
+	// until a file of this path exists.
+	ChunkGate string `json:"chunk_gate,omitempty"`
 }
 
 // Report is the JSON answer of /invocations and of a multi-model invoke.
@@ -424,6 +427,16 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, status int, kno
 		if i > 0 && delay > 0 {
 			select {
 			case <-time.After(delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		for i > 0 && knobs.ChunkGate != "" {
+			if _, err := os.Stat(knobs.ChunkGate); err == nil {
+				break
+			}
+			select {
+			case <-time.After(10 * time.Millisecond):
 			case <-r.Context().Done():
 				return
 			}
