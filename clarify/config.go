@@ -20,6 +20,10 @@ type Config struct {
 	EnableExplanations string           `json:",omitempty"`
 	InferenceConfig    *InferenceConfig `json:",omitempty"`
 	ShapConfig         *ShapConfig      `json:",omitempty"`
+
+	// checked is the Config itself once ParseConfig has checked it; a copy
+	// (or a Config built by hand) does not carry it, so New checks that.
+	checked *Config
 }
 
 // InferenceConfig is ClarifyInferenceConfig: how to talk to the model.
@@ -124,6 +128,7 @@ func ParseConfig(raw json.RawMessage) (*Config, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg.checked = &cfg
 	return &cfg, nil
 }
 
