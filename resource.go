@@ -2,6 +2,7 @@ package sagehost
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -25,6 +26,9 @@ const (
 	KindEndpointConfig     Kind = "endpoint-config"
 	KindEndpoint           Kind = "endpoint"
 	KindInferenceComponent Kind = "inference-component"
+	// KindAsyncInvocation is a queued InvokeEndpointAsync request (not a
+	// SageMaker resource: it has no ARN and is never listed by the API).
+	KindAsyncInvocation Kind = "async-invocation"
 )
 
 // ARN returns the ARN of a resource. SageMaker lower-cases the name part.
@@ -145,6 +149,35 @@ type EndpointConfigSpec struct {
 	AsyncInferenceConfig     json.RawMessage     `json:"AsyncInferenceConfig,omitempty"`
 	ExplainerConfig          json.RawMessage     `json:"ExplainerConfig,omitempty"`
 	ExecutionRoleArn         string              `json:"ExecutionRoleArn,omitempty"`
+}
+
+// AsyncInferenceConfig is the part of an endpoint config's
+// AsyncInferenceConfig that hosting uses.
+type AsyncInferenceConfig struct {
+	OutputConfig struct {
+		S3OutputPath       string `json:"S3OutputPath"`
+		S3FailurePath      string `json:"S3FailurePath,omitempty"`
+		KmsKeyId           string `json:"KmsKeyId,omitempty"`
+		NotificationConfig *struct {
+			SuccessTopic string `json:"SuccessTopic,omitempty"`
+			ErrorTopic   string `json:"ErrorTopic,omitempty"`
+		} `json:"NotificationConfig,omitempty"`
+	} `json:"OutputConfig"`
+	ClientConfig *struct {
+		MaxConcurrentInvocationsPerInstance int `json:"MaxConcurrentInvocationsPerInstance,omitempty"`
+	} `json:"ClientConfig,omitempty"`
+}
+
+// Async returns the config's AsyncInferenceConfig, or nil when it has none.
+func (s *EndpointConfigSpec) Async() (*AsyncInferenceConfig, error) {
+	if len(s.AsyncInferenceConfig) == 0 || string(s.AsyncInferenceConfig) == "null" {
+		return nil, nil
+	}
+	var a AsyncInferenceConfig
+	if err := json.Unmarshal(s.AsyncInferenceConfig, &a); err != nil {
+		return nil, fmt.Errorf("decode AsyncInferenceConfig: %w", err)
+	}
+	return &a, nil
 }
 
 // Variant returns the production variant called name, or nil.

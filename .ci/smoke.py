@@ -117,6 +117,36 @@ waiter.wait(EndpointName="py-endpoint", WaiterConfig={"Delay": 1, "MaxAttempts":
 only = {rt.invoke_endpoint(EndpointName="py-endpoint", Body=b"{}", ContentType="application/json")["InvokedProductionVariant"] for _ in range(20)}
 check(only == {"Green"}, f"weight 0 takes Blue out: {only}")
 
+# InvokeEndpointAsync, with inputs and outputs in a real MinIO.
+minio_url = os.environ.get("MINIO_URL")
+if minio_url:
+    s3 = boto3.client("s3", endpoint_url=minio_url, region_name="us-east-1")
+    s3.create_bucket(Bucket="smoke-async")
+    s3.put_object(Bucket="smoke-async", Key="in/1.json", Body=b'{"q": 1}')
+    sm.create_endpoint_config(
+        EndpointConfigName="py-async-config",
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "py-green", "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}],
+        AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": "s3://smoke-async/out"}},
+    )
+    sm.create_endpoint(EndpointName="py-async", EndpointConfigName="py-async-config")
+    waiter.wait(EndpointName="py-async", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    r = rt.invoke_endpoint_async(EndpointName="py-async", InputLocation="s3://smoke-async/in/1.json", ContentType="application/json", InferenceId="smoke-1")
+    check(r["InferenceId"] == "smoke-1" and r["OutputLocation"] == "s3://smoke-async/out/smoke-1.out" and r["ResponseMetadata"]["HTTPStatusCode"] == 202,
+          f"InvokeEndpointAsync accepted: {r['InferenceId']} {r['OutputLocation']}")
+    answer = None
+    for _ in range(300):
+        try:
+            answer = json.loads(s3.get_object(Bucket="smoke-async", Key="out/smoke-1.out")["Body"].read())
+            break
+        except s3.exceptions.NoSuchKey:
+            time.sleep(0.1)
+    check(answer is not None and answer["body"] == '{"q": 1}' and answer["name"] == "green", f"asynchronous answer in S3: {answer}")
+    code, msg, status = error_code(rt.invoke_endpoint, EndpointName="py-async", Body=b"{}")
+    check(code == "ValidationError" and "asynchronous endpoint" in msg, f"InvokeEndpoint on an asynchronous endpoint: {code} {msg}")
+    sm.delete_endpoint(EndpointName="py-async")
+else:
+    print("skip: InvokeEndpointAsync (no MinIO)")
+
 # Last, as the model dies: Blue takes no more traffic.
 r = rt.invoke_endpoint_with_response_stream(EndpointName="py-endpoint", Body=b'{"testmodel": {"bytes": 1048576, "crash_after": 100000}}', ContentType="application/json", TargetVariant="Blue")
 try:

@@ -22,8 +22,26 @@ aws_access_key_id = AKIDSMOKETEST
 aws_secret_access_key = smoke-secret
 aws_account_id = 123456789012
 CREDS
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-setsid "$work/sagehost" serve --listen "127.0.0.1:$port" --data-dir "$work/data" --credentials "$work/credentials" >"$work/sagehost.log" 2>&1 &
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# A MinIO for InvokeEndpointAsync's inputs and outputs (required in CI).
+s3_flags=()
+minio_url=""
+if command -v minio >/dev/null 2>&1; then
+	mport=$(free_port)
+	MINIO_ROOT_USER=AKIDSMOKETEST MINIO_ROOT_PASSWORD=smoke-secret MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 HOME="$work" \
+		setsid minio server --quiet --address "127.0.0.1:$mport" "$work/minio" >"$work/minio.log" 2>&1 &
+	pids+=($!)
+	minio_url="http://127.0.0.1:$mport"
+	for _ in $(seq 200); do curl -fs "$minio_url/minio/health/live" >/dev/null && break; sleep 0.1; done
+	s3_flags=(--s3-endpoint-url "$minio_url")
+elif [ "${SAGEHOST_REQUIRE_MINIO:-}" = 1 ]; then
+	echo "minio is required (SAGEHOST_REQUIRE_MINIO=1)"; exit 1
+fi
+
+port=$(free_port)
+AWS_ACCESS_KEY_ID=AKIDSMOKETEST AWS_SECRET_ACCESS_KEY=smoke-secret \
+	setsid "$work/sagehost" serve --listen "127.0.0.1:$port" --data-dir "$work/data" --credentials "$work/credentials" "${s3_flags[@]}" >"$work/sagehost.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 
@@ -55,7 +73,7 @@ grep -q "InvalidSignatureException" "$work/err.txt" || { cat "$work/err.txt"; ex
 echo "AWS CLI smoke test passed"
 
 echo "== boto3"
-SAGEHOST_URL="$url" MODEL_SERVER="$work/model-server" python3 .ci/smoke.py
+SAGEHOST_URL="$url" MODEL_SERVER="$work/model-server" MINIO_URL="$minio_url" python3 .ci/smoke.py
 
 echo "== README quickstart"
 # The README's first command, as given there, run from a clean data dir.

@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/sagehost/sagehost"
+	"github.com/sagehost/sagehost/async"
 	"github.com/sagehost/sagehost/control"
 	"github.com/sagehost/sagehost/invoke"
 	"github.com/sagehost/sagehost/metrics"
@@ -38,7 +39,9 @@ type Handler struct {
 	Auth    Authenticator
 	Control *control.Service
 	Router  *invoke.Router
-	Logger  *slog.Logger
+	// Async queues InvokeEndpointAsync requests (nil: not served).
+	Async  *async.Manager
+	Logger *slog.Logger
 	// Metrics are served at /metrics: to any SigV4-signed GET, restricted
 	// to the caller's account, or to anyone when PublicMetrics is set.
 	Metrics       *metrics.Metrics

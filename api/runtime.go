@@ -1,14 +1,17 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/apimodel"
+	"github.com/sagehost/sagehost/async"
 	"github.com/sagehost/sagehost/invoke"
 )
 
@@ -31,15 +34,7 @@ type runtimeCall struct {
 var runtimeRoutes = map[string]runtimeRoute{
 	"invocations":                 {"InvokeEndpoint", (*Handler).invokeEndpoint},
 	"invocations-response-stream": {"InvokeEndpointWithResponseStream", (*Handler).invokeEndpointWithResponseStream},
-	"async-invocations":           {"InvokeEndpointAsync", notYet("InvokeEndpointAsync")},
-}
-
-// notYet answers an operation that later versions will serve.
-func notYet(op string) func(*Handler, http.ResponseWriter, *http.Request, runtimeCall) {
-	return func(h *Handler, w http.ResponseWriter, r *http.Request, call runtimeCall) {
-		writeRuntimeError(w, h.Logger, sagehost.Errorf(sagehost.CodeNotImplemented,
-			"%s is not implemented by this version of sagehost yet; use InvokeEndpoint.", op))
-	}
+	"async-invocations":           {"InvokeEndpointAsync", (*Handler).invokeEndpointAsync},
 }
 
 // parseRuntimePath splits /endpoints/{EndpointName}/{action}.
@@ -151,6 +146,62 @@ func (h *Handler) invokeEndpointWithResponseStream(w http.ResponseWriter, r *htt
 		}
 		writeRuntimeError(w, h.Logger, err)
 	}
+}
+
+// asyncHeaders are InvokeEndpointAsync's header members.
+var asyncHeaders = map[string]string{
+	"ContentType":              "X-Amzn-SageMaker-Content-Type",
+	"Accept":                   invoke.HeaderStreamAccept,
+	"CustomAttributes":         invoke.HeaderCustomAttributes,
+	"InferenceId":              invoke.HeaderInferenceID,
+	"InputLocation":            "X-Amzn-SageMaker-InputLocation",
+	"S3OutputPathExtension":    "X-Amzn-SageMaker-S3OutputPathExtension",
+	"Filename":                 "X-Amzn-SageMaker-Filename",
+	"RequestTTLSeconds":        "X-Amzn-SageMaker-RequestTTLSeconds",
+	"InvocationTimeoutSeconds": "X-Amzn-SageMaker-InvocationTimeoutSeconds",
+}
+
+// invokeEndpointAsync serves InvokeEndpointAsync: the request is queued and
+// answered 202 with its inference id and output and failure locations.
+func (h *Handler) invokeEndpointAsync(w http.ResponseWriter, r *http.Request, call runtimeCall) {
+	if h.Async == nil {
+		writeRuntimeError(w, h.Logger, sagehost.Errorf(sagehost.CodeNotImplemented, "InvokeEndpointAsync is not served here."))
+		return
+	}
+	m := map[string]string{"EndpointName": call.name}
+	for member, name := range asyncHeaders {
+		if v := r.Header.Get(name); v != "" {
+			m[member] = v
+		}
+	}
+	if err := apimodel.Runtime().ValidateMembers("InvokeEndpointAsyncInput", m); err != nil {
+		writeRuntimeError(w, h.Logger, err)
+		return
+	}
+	seconds := func(member string) time.Duration {
+		n, _ := strconv.Atoi(m[member]) // validated: empty or an integer in range
+		return time.Duration(n) * time.Second
+	}
+	acc, err := h.Async.Submit(r.Context(), async.Request{
+		Caller: call.caller, EndpointName: call.name, InputLocation: m["InputLocation"],
+		ContentType: m["ContentType"], Accept: m["Accept"], CustomAttributes: m["CustomAttributes"], InferenceID: m["InferenceId"],
+		RequestTTL: seconds("RequestTTLSeconds"), InvocationTimeout: seconds("InvocationTimeoutSeconds"),
+		S3OutputPathExtension: m["S3OutputPathExtension"], Filename: m["Filename"],
+	})
+	if err != nil {
+		writeRuntimeError(w, h.Logger, err)
+		return
+	}
+	body, _ := json.Marshal(struct {
+		InferenceID string `json:"InferenceId"`
+	}{acc.InferenceID})
+	wh := w.Header()
+	wh.Set("Content-Type", "application/json")
+	wh.Set("X-Amzn-SageMaker-OutputLocation", acc.OutputLocation)
+	wh.Set("X-Amzn-SageMaker-FailureLocation", acc.FailureLocation)
+	wh.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusAccepted)
+	w.Write(body)
 }
 
 // validateInvoke checks the header and path members of an invoke request

@@ -453,6 +453,13 @@ func (c *controller) publish() {
 	}
 	c.published = s
 	t := &invoke.Table{Key: c.key, Status: c.status, ComponentHost: componentHost}
+	if d != nil {
+		a, err := d.Config.Async()
+		if err != nil {
+			c.log.Error("asynchronous inference config", "err", err)
+		}
+		t.Async = a
+	}
 	if routed != nil {
 		for i, v := range d.Variants {
 			iv := &invoke.Variant{Name: v.VariantName, Weight: v.CurrentWeight, Metrics: c.variantMetrics(v.VariantName), Capture: c.captureOf(d), Explainer: c.explainerOf(d)}

@@ -66,8 +66,8 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 	}
 	wh[HeaderInvokedVariant] = v.invoked
 	if resp.ContentLength >= 0 {
-		if resp.ContentLength > MaxPayloadBytes {
-			res.err = r.oversizeError(t, c, resp.StatusCode)
+		if resp.ContentLength > req.maxAnswer() {
+			res.err = r.oversizeError(t, c, resp.StatusCode, req.maxAnswer())
 			return res
 		}
 		wh["Content-Length"] = []string{strconv.FormatInt(resp.ContentLength, 10)}
@@ -94,7 +94,7 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 	// Unknown length: buffer up to the limit to know whether it fits.
 	buf := r.getBuf()
 	defer r.putBuf(buf)
-	if err := r.readAnswer(ctx, t, c, resp, buf); err != nil {
+	if err := r.readAnswer(ctx, t, c, resp, buf, req.maxAnswer()); err != nil {
 		res.err = err
 		return res
 	}
@@ -108,15 +108,15 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 	return res
 }
 
-// readAnswer reads a container's answer into buf, refusing one over the
-// payload limit.
-func (r *Router) readAnswer(ctx context.Context, t *Table, c *Container, resp *http.Response, buf *bytes.Buffer) error {
-	n, err := buf.ReadFrom(io.LimitReader(resp.Body, MaxPayloadBytes+1))
+// readAnswer reads a container's answer into buf, refusing one over limit
+// bytes.
+func (r *Router) readAnswer(ctx context.Context, t *Table, c *Container, resp *http.Response, buf *bytes.Buffer, limit int64) error {
+	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return r.transportError(ctx, t, c, err)
 	}
-	if n > MaxPayloadBytes {
-		return r.oversizeError(t, c, resp.StatusCode)
+	if n > limit {
+		return r.oversizeError(t, c, resp.StatusCode, limit)
 	}
 	return nil
 }
@@ -153,9 +153,9 @@ func (r *Router) modelError(t *Table, c *Container, resp *http.Response) error {
 	return r.newModelError(t, c, resp.StatusCode, string(body), msg, code)
 }
 
-func (r *Router) oversizeError(t *Table, c *Container, status int) error {
+func (r *Router) oversizeError(t *Table, c *Container, status int, limit int64) error {
 	msg := fmt.Sprintf("Received server error (%d) from %s and could not load the entire response body: it is larger than %d bytes. %s",
-		status, c.Name, MaxPayloadBytes, logHint(t, c))
+		status, c.Name, limit, logHint(t, c))
 	return r.newModelError(t, c, status, "", msg, "SERVER_ERROR_FROM_MODEL")
 }
 
@@ -183,7 +183,7 @@ func (r *Router) transportError(ctx context.Context, t *Table, c *Container, err
 // request; the client's Accept goes to the last container, whose answer is
 // relayed. A failing step is a ModelError naming its container.
 func (r *Router) forwardPipeline(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, in *Instance, req *Request) outcome {
-	ctx, cancel := context.WithTimeout(ctx, r.ModelTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout(req))
 	defer cancel()
 	body, contentType := req.Body, req.ContentType
 	buf := r.getBuf()
@@ -219,7 +219,7 @@ func (r *Router) forwardPipeline(w http.ResponseWriter, ctx context.Context, t *
 			return outcome{status: resp.StatusCode, err: err}
 		}
 		next.Reset()
-		err = r.readAnswer(ctx, t, c, resp, next)
+		err = r.readAnswer(ctx, t, c, resp, next, req.maxAnswer())
 		contentType = resp.Header.Get("Content-Type")
 		resp.Body.Close()
 		if err != nil {

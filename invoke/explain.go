@@ -72,7 +72,7 @@ func (r *Router) predictor(t *Table, in *Instance) clarify.Predictor {
 			return nil, "", r.modelError(t, c, resp)
 		}
 		var buf bytes.Buffer
-		if err := r.readAnswer(ctx, t, c, resp, &buf); err != nil {
+		if err := r.readAnswer(ctx, t, c, resp, &buf, MaxPayloadBytes); err != nil {
 			return nil, "", err
 		}
 		return buf.Bytes(), resp.Header.Get("Content-Type"), nil

@@ -61,9 +61,16 @@ type Request struct {
 	// RequestID is the x-amzn-RequestId of the call, for messages that
 	// quote it.
 	RequestID string
+	// Timeout, when set, bounds the call to the container instead of the
+	// router's ModelTimeout (asynchronous invocations).
+	Timeout time.Duration
+	// MaxAnswerBytes, when set, bounds the container's answer instead of
+	// MaxPayloadBytes (asynchronous invocations).
+	MaxAnswerBytes int64
 
 	captured  *capturedAnswer // set when this call is captured
 	stream    bool            // InvokeEndpointWithResponseStream
+	async     bool            // an InvokeEndpointAsync request, sent by InvokeQueued
 	direct    int             // Direct mode: the index of the target container
 	modelName string          // multi-model: ModelName(TargetModel)
 }
@@ -121,15 +128,41 @@ func validationError(format string, args ...any) *sagehost.Error {
 	return sagehost.Errorf(sagehost.CodeValidationError, format, args...)
 }
 
-// route resolves the table, variant and candidate instances of a call.
-func (r *Router) route(req *Request) (*Table, *Variant, error) {
+// invocableTable returns the table of the endpoint a call names, if it can
+// take calls now.
+func (r *Router) invocableTable(req *Request) (*Table, error) {
 	c := req.Caller
 	t := r.tables.get(sagehost.EndpointKey{Account: c.Account, Region: c.Region, Name: req.EndpointName})
 	if t == nil {
-		return nil, nil, validationError("Endpoint %s of account %s not found.", req.EndpointName, c.Account)
+		return nil, validationError("Endpoint %s of account %s not found.", req.EndpointName, c.Account)
 	}
-	if !t.invocable() {
-		return nil, nil, validationError("Endpoint %s of account %s is not in service: its status is %s.", req.EndpointName, c.Account, t.Status)
+	if !t.Invocable() {
+		return nil, validationError("Endpoint %s of account %s is not in service: its status is %s.", req.EndpointName, c.Account, t.Status)
+	}
+	if t.Async != nil && !req.async {
+		return nil, validationError("Endpoint %s of account %s is an asynchronous endpoint (its endpoint config has an AsyncInferenceConfig): invoke it with InvokeEndpointAsync.", req.EndpointName, c.Account)
+	}
+	if t.Async == nil && req.async {
+		return nil, validationError("Endpoint %s of account %s is not an asynchronous endpoint: its endpoint config has no AsyncInferenceConfig. Invoke it with InvokeEndpoint.", req.EndpointName, c.Account)
+	}
+	return t, nil
+}
+
+// AsyncTable returns the table of the asynchronous endpoint that an
+// InvokeEndpointAsync call names, or the error to answer it with: the
+// endpoint does not exist, is not in service, or is not asynchronous.
+func (r *Router) AsyncTable(req *Request) (*Table, error) {
+	q := *req
+	q.async = true
+	return r.invocableTable(&q)
+}
+
+// route resolves the table, variant and candidate instances of a call.
+func (r *Router) route(req *Request) (*Table, *Variant, error) {
+	c := req.Caller
+	t, err := r.invocableTable(req)
+	if err != nil {
+		return nil, nil, err
 	}
 	if t.ComponentHost && req.InferenceComponentName == "" {
 		return nil, nil, &sagehost.Error{Code: sagehost.CodeValidationError, ErrorCode: "INFERENCE_COMPONENT_NAME_MISSING",
@@ -222,6 +255,18 @@ func pick(v *Variant, skip *Instance) *Instance {
 // nothing, unless the error came after the response started (then it has
 // been logged and the connection is cut short).
 func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Request) error {
+	return r.invoke(w, httpReq.Context(), req)
+}
+
+// InvokeQueued sends a queued InvokeEndpointAsync request to the endpoint,
+// as Invoke does (req.Timeout and req.MaxAnswerBytes in place of the
+// InvokeEndpoint limits), writing the container's answer to w.
+func (r *Router) InvokeQueued(ctx context.Context, w http.ResponseWriter, req *Request) error {
+	req.async = true
+	return r.invoke(w, ctx, req)
+}
+
+func (r *Router) invoke(w http.ResponseWriter, ctx context.Context, req *Request) error {
 	if req.Received.IsZero() {
 		req.Received = time.Now()
 	}
@@ -250,16 +295,16 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 		req.captured = &capturedAnswer{}
 	}
 	vm := v.Metrics
-	if vm != nil {
+	if vm != nil && !req.async { // (not published for asynchronous endpoints)
 		vm.Invocations.Inc()
 		if n := v.healthyCount(); n > 0 {
 			vm.PerInstance.Add(1 / float64(n))
 		}
 	}
 	if v.Explainer != nil && !req.stream { // (a stream has no EnableExplanations)
-		res := r.explain(w, httpReq.Context(), t, v, req)
+		res := r.explain(w, ctx, t, v, req)
 		if vm != nil {
-			record(vm, req.Received, res)
+			record(vm, req, res)
 		}
 		if cp != nil && res.err == nil {
 			captureCall(cp, t, v, req)
@@ -285,7 +330,7 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 			return sagehost.Errorf(sagehost.CodeServiceUnavailable,
 				"No healthy instance of variant %s of endpoint %s of account %s is available. Try again later.", v.Name, req.EndpointName, req.Caller.Account)
 		}
-		res := r.forward(w, httpReq.Context(), t, v, in, req)
+		res := r.forward(w, ctx, t, v, in, req)
 		var dialErr *dialError
 		if errors.As(res.err, &dialErr) && attempt == 0 {
 			// Nothing reached the container: take it out of routing until
@@ -296,7 +341,7 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 			continue
 		}
 		if vm != nil {
-			record(vm, req.Received, res)
+			record(vm, req, res)
 		}
 		if cp != nil && res.err == nil {
 			captureCall(cp, t, v, req)
@@ -316,7 +361,7 @@ type outcome struct {
 }
 
 // record adds one call's outcome to its variant's metrics.
-func record(vm *metrics.Variant, received time.Time, res outcome) {
+func record(vm *metrics.Variant, req *Request, res outcome) {
 	switch {
 	case res.status >= 400 && res.status < 500:
 		vm.Errors4xx.Inc()
@@ -331,7 +376,10 @@ func record(vm *metrics.Variant, received time.Time, res outcome) {
 	}
 	if res.modelDur > 0 {
 		vm.ModelLatency.Observe(res.modelDur.Seconds())
-		overhead := time.Since(received) - res.modelDur
+		if req.async {
+			return // (no OverheadLatency for asynchronous endpoints)
+		}
+		overhead := time.Since(req.Received) - res.modelDur
 		if overhead < 0 {
 			overhead = 0
 		}
@@ -367,12 +415,28 @@ func (r *Router) forward(w http.ResponseWriter, ctx context.Context, t *Table, v
 	}
 	// The model's deadline goes to the connection, not into a context
 	// (a timer and a cancellable context per call, all but never used).
-	resp, err := r.send(ctx, time.Now().Add(r.ModelTimeout), c, "", req.Body, req.ContentType, req.Accept, req, "")
+	resp, err := r.send(ctx, time.Now().Add(r.timeout(req)), c, "", req.Body, req.ContentType, req.Accept, req, "")
 	if err != nil {
 		return outcome{err: r.transportError(ctx, t, c, err)}
 	}
 	defer resp.Body.Close()
 	return r.relay(w, ctx, t, v, in, c, resp, req)
+}
+
+// timeout is how long the container has to answer req.
+func (r *Router) timeout(req *Request) time.Duration {
+	if req.Timeout > 0 {
+		return req.Timeout
+	}
+	return r.ModelTimeout
+}
+
+// maxAnswer is the largest answer req may get.
+func (req *Request) maxAnswer() int64 {
+	if req.MaxAnswerBytes > 0 {
+		return req.MaxAnswerBytes
+	}
+	return MaxPayloadBytes
 }
 
 // writerOnly hides every method but Write.

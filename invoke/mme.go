@@ -179,7 +179,7 @@ func (r *Router) forwardMultiModel(w http.ResponseWriter, ctx context.Context, t
 		if err != nil {
 			return outcome{err: err}
 		}
-		cctx, cancel := context.WithTimeout(ctx, r.ModelTimeout)
+		cctx, cancel := context.WithTimeout(ctx, r.timeout(req))
 		resp, err := r.send(cctx, time.Time{}, c, m.invoke, req.Body, req.ContentType, req.Accept, req, req.TargetModel)
 		if err != nil {
 			r.release(in, m, mm, c)

@@ -129,6 +129,9 @@ type Table struct {
 	// Components route InferenceComponentName: each component's copies,
 	// as a variant named after the variant that hosts them.
 	Components map[string]*Variant
+	// Async is set for an asynchronous endpoint (its config has an
+	// AsyncInferenceConfig): it takes InvokeEndpointAsync calls only.
+	Async *sagehost.AsyncInferenceConfig
 
 	totalWeight float64 // of the variants with a weight over 0; set by Publish
 }
@@ -156,9 +159,19 @@ func (t *Table) variant(name string) *Variant {
 	return nil
 }
 
-// invocable reports whether the endpoint's status lets it serve calls.
-func (t *Table) invocable() bool {
+// Invocable reports whether the endpoint's status lets it serve calls.
+func (t *Table) Invocable() bool {
 	return t.Status == sagehost.StatusInService || t.Status == sagehost.StatusUpdating
+}
+
+// HealthyInstances counts the healthy instances of the variants that take
+// traffic.
+func (t *Table) HealthyInstances() int {
+	n := 0
+	for _, v := range t.Variants {
+		n += v.healthyCount()
+	}
+	return n
 }
 
 // tables is a copy-on-write map of routing tables.

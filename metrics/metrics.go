@@ -54,6 +54,8 @@ type Metrics struct {
 	loadedModels     *prometheus.GaugeVec
 
 	explanationsPerInstance *prometheus.CounterVec
+	asyncBacklog            *prometheus.GaugeVec
+	asyncOutcomes           map[AsyncOutcome]*prometheus.CounterVec
 	captureWritten          *prometheus.CounterVec
 	captureDropped          *prometheus.CounterVec
 
@@ -107,6 +109,15 @@ func New() *Metrics {
 	m.explanationsPerInstance = counter("explanations_per_instance_total", "Endpoints with an explainer: each explained record adds 1/(healthy instances of its variant) (CloudWatch ExplanationsPerInstance).", endpointLabels...)
 	m.captureWritten = counter("data_capture_records_written_total", "Data capture records written to their destination.", endpointLabels...)
 	m.captureDropped = counter("data_capture_records_dropped_total", "Data capture records dropped because the capture queue was full or the destination failed; invocations never wait for capture.", endpointLabels...)
+	asyncLabels := endpointLabels[:3] // account, region, endpoint
+	m.asyncBacklog = gauge("async_backlog_size", "Asynchronous endpoints: InvokeEndpointAsync requests queued or being processed (CloudWatch ApproximateBacklogSize).", asyncLabels...)
+	m.asyncOutcomes = map[AsyncOutcome]*prometheus.CounterVec{
+		AsyncProcessed:        counter("async_invocations_processed_total", "Asynchronous endpoints: requests whose answer was written to the output location (CloudWatch InvocationsProcesssed).", asyncLabels...),
+		AsyncFailed:           counter("async_invocation_failures_total", "Asynchronous endpoints: requests that failed: the model's error, timeout or broken answer was written to the failure location (CloudWatch InvocationFailures).", asyncLabels...),
+		AsyncExpired:          counter("async_expired_requests_total", "Asynchronous endpoints: requests still queued after their RequestTTLSeconds (CloudWatch ExpiredRequests).", asyncLabels...),
+		AsyncDownloadFailures: counter("async_request_download_failures_total", "Asynchronous endpoints: requests whose input could not be read from its InputLocation (CloudWatch RequestDownloadFailures).", asyncLabels...),
+		AsyncUploadFailures:   counter("async_response_upload_failures_total", "Asynchronous endpoints: answers or errors that could not be written to their output or failure location (CloudWatch ResponseUploadFailures).", asyncLabels...),
+	}
 	m.healthy = gauge("instance_healthy", "1 when the instance passes /ping and takes traffic, else 0.", instLabels...)
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -170,6 +181,32 @@ func (m *Metrics) Component(key sagehost.EndpointKey, variant, component string)
 		ModelLoadingWaitTime: m.modelLoadWait.WithLabelValues(l...),
 
 		ExplanationsPerInstance: m.explanationsPerInstance.WithLabelValues(l...),
+	}
+}
+
+// AsyncOutcome is what became of an asynchronous request.
+type AsyncOutcome int
+
+// The outcomes counted for asynchronous requests.
+const (
+	AsyncProcessed AsyncOutcome = iota
+	AsyncFailed
+	AsyncExpired
+	AsyncDownloadFailures
+	AsyncUploadFailures
+)
+
+// AsyncBacklog sets the backlog of an asynchronous endpoint.
+func (m *Metrics) AsyncBacklog(key sagehost.EndpointKey, n int) {
+	if m != nil {
+		m.asyncBacklog.WithLabelValues(key.Account, key.Region, key.Name).Set(float64(n))
+	}
+}
+
+// AsyncCount counts one outcome of an asynchronous endpoint's request.
+func (m *Metrics) AsyncCount(key sagehost.EndpointKey, o AsyncOutcome) {
+	if m != nil {
+		m.asyncOutcomes[o].WithLabelValues(key.Account, key.Region, key.Name).Inc()
 	}
 }
 

@@ -22,6 +22,10 @@ func TestEndpointGoneDeletesEverySeries(t *testing.T) {
 		m.InstanceHealthy(k, "v", "i-1", true)
 		m.InstanceRestarted(k, "v", "i-1")
 		m.ModelSetup(k, "v", 1)
+		m.AsyncBacklog(k, 1)
+		for _, o := range []AsyncOutcome{AsyncProcessed, AsyncFailed, AsyncExpired, AsyncDownloadFailures, AsyncUploadFailures} {
+			m.AsyncCount(k, o)
+		}
 	}
 	count := func() (map[string]int, map[string]int) {
 		t.Helper()

@@ -215,9 +215,9 @@ func testInvokeErrors(t *testing.T, withServer func(*serverConfig)) {
 	// Custom attributes over 1024 characters are refused.
 	_, err = c.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("errs"), Body: []byte("x"), CustomAttributes: aws.String(strings.Repeat("a", 1025))})
 	apiErr(t, err, "ValidationError", "customAttributes")
-	// Not-yet-built routes answer clearly.
+	// A synchronous endpoint takes no asynchronous calls.
 	_, err = c.rt.InvokeEndpointAsync(ctx, &sagemakerruntime.InvokeEndpointAsyncInput{EndpointName: aws.String("errs"), InputLocation: aws.String("s3://b/k")})
-	apiErr(t, err, "NotImplemented", "InvokeEndpointAsync")
+	apiErr(t, err, "ValidationError", "is not an asynchronous endpoint")
 }
 
 func TestSlowEndpointDoesNotBlockOthers(t *testing.T) {

@@ -23,6 +23,7 @@ import (
 	"github.com/sagehost/sagehost"
 	"github.com/sagehost/sagehost/api"
 	"github.com/sagehost/sagehost/artifact"
+	"github.com/sagehost/sagehost/async"
 	"github.com/sagehost/sagehost/auth"
 	"github.com/sagehost/sagehost/backend/docker"
 	"github.com/sagehost/sagehost/backend/process"
@@ -31,6 +32,7 @@ import (
 	"github.com/sagehost/sagehost/gpu"
 	"github.com/sagehost/sagehost/hosting"
 	"github.com/sagehost/sagehost/internal/fastserve"
+	"github.com/sagehost/sagehost/internal/s3client"
 	"github.com/sagehost/sagehost/invoke"
 	"github.com/sagehost/sagehost/metrics"
 	"github.com/sagehost/sagehost/modelserver"
@@ -133,6 +135,7 @@ type Server struct {
 	docker  *docker.Backend
 	capture *capture.Writer
 	hosting *hosting.Manager
+	async   *async.Manager
 	cancel  context.CancelFunc
 	served  chan error
 	devKeys bool
@@ -266,11 +269,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		MultiModelBudget: cfg.ModelCacheBytes,
 		OnInService:      s.announce,
 	})
+	s.async = async.New(async.Config{
+		Store: s.store, Router: s.router, Metrics: s.metrics, Logger: cfg.Logger,
+		S3: s3client.Config{EndpointURL: cfg.S3EndpointURL, Region: cfg.S3Region, Credentials: cfg.S3Credentials},
+	})
 	svc := &control.Service{Store: s.store, Notifier: s.hosting, Logger: cfg.Logger}
 	handler := &api.Handler{
 		Auth:    &auth.Verifier{Keys: keys, Service: auth.DefaultService},
 		Control: svc,
 		Router:  s.router,
+		Async:   s.async,
 		Logger:  cfg.Logger,
 
 		Metrics:       s.metrics,
@@ -279,6 +287,9 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := s.hosting.Start(ctx); err != nil {
 		return nil, fmt.Errorf("recover endpoints: %w", err)
+	}
+	if err := s.async.Start(ctx); err != nil {
+		return nil, err
 	}
 	switch cfg.HTTPServer {
 	case HTTPServerNet:
@@ -393,6 +404,12 @@ func (s *Server) Close(ctx context.Context) error {
 		cancel()
 	} else if s.ln != nil {
 		s.ln.Close()
+	}
+	if s.async != nil {
+		// Requests cut short stay queued for the next start.
+		if err := s.async.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if s.hosting != nil {
 		if err := s.hosting.Close(ctx); err != nil {
