@@ -23,7 +23,7 @@ func (r *Router) send(ctx context.Context, deadline time.Time, c *Container, pat
 	if path == "" {
 		path = "/invocations"
 	}
-	var fields [5]upstream.Field
+	var fields [6]upstream.Field
 	h := fields[:0]
 	if contentType != "" {
 		h = append(h, upstream.Field{Name: "Content-Type", Value: contentType})
@@ -39,6 +39,9 @@ func (r *Router) send(ctx context.Context, deadline time.Time, c *Container, pat
 	}
 	if targetModel != "" {
 		h = append(h, upstream.Field{Name: HeaderTargetModel, Value: targetModel})
+	}
+	if req.SessionID != "" {
+		h = append(h, upstream.Field{Name: HeaderSessionID, Value: req.SessionID})
 	}
 	return r.upstream.Do(ctx, deadline, http.MethodPost, c.Addr, path, h, body)
 }
@@ -65,6 +68,7 @@ func (r *Router) relay(w http.ResponseWriter, ctx context.Context, t *Table, v *
 		wh[HeaderCustomAttributes] = ca
 	}
 	wh[HeaderInvokedVariant] = v.invoked
+	r.noteSession(wh, t, v, in, resp, req)
 	if resp.ContentLength >= 0 {
 		if resp.ContentLength > req.maxAnswer() {
 			res.err = r.oversizeError(t, c, resp.StatusCode, req.maxAnswer())

@@ -78,6 +78,7 @@ type Request struct {
 // Router holds the routing tables and proxies invocations to instances.
 type Router struct {
 	tables   tables
+	sessions sessions
 	upstream *upstream.Client
 	// ModelTimeout bounds each container call (DefaultModelTimeout if zero).
 	ModelTimeout time.Duration
@@ -277,6 +278,12 @@ func (r *Router) invoke(w http.ResponseWriter, ctx context.Context, req *Request
 	if req.stream && v.MultiModel != nil {
 		return errStreamMultiModel(req)
 	}
+	var pinned *Instance // the instance of the call's session
+	if req.SessionID != "" && req.SessionID != NewSession {
+		if v, pinned, err = r.sessionInstance(t, v, req); err != nil {
+			return err
+		}
+	}
 	if err := checkTargets(req, v); err != nil {
 		return err
 	}
@@ -317,9 +324,15 @@ func (r *Router) invoke(w http.ResponseWriter, ctx context.Context, req *Request
 	var skip *Instance
 	for attempt := 0; ; attempt++ {
 		var in *Instance
-		if v.MultiModel != nil {
+		switch {
+		case pinned != nil:
+			if attempt > 0 { // it refused the connection: the session's state is out of reach
+				return sagehost.Errorf(sagehost.CodeServiceUnavailable, "The instance that holds session %s of endpoint %s of account %s refused the connection. Try again later.", req.SessionID, req.EndpointName, req.Caller.Account)
+			}
+			in = pinned
+		case v.MultiModel != nil:
 			in = pickForModel(v, req.modelName, skip)
-		} else {
+		default:
 			in = pick(v, skip)
 		}
 		if in == nil {

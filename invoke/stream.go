@@ -64,6 +64,7 @@ func (r *Router) relayStream(w http.ResponseWriter, ctx context.Context, t *Tabl
 		wh[HeaderCustomAttributes] = ca
 	}
 	wh[HeaderInvokedVariant] = v.invoked
+	r.noteSession(nil, t, v, in, resp, req) // (a stream's answer has no session headers)
 	w.WriteHeader(http.StatusOK)
 	flush := func() {}
 	if f, ok := w.(http.Flusher); ok {

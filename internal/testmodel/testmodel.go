@@ -64,6 +64,8 @@ package testmodel
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -106,6 +108,11 @@ const (
 	DefaultModelDir = "/opt/ml/model"
 	// HeaderCustomAttributes is echoed back as "echo:" + its value.
 	HeaderCustomAttributes = "X-Amzn-SageMaker-Custom-Attributes"
+	// HeaderSessionID carries a stateful session's id (NEW_SESSION opens
+	// one: the answer names it, "ID; Expires=TIME").
+	HeaderSessionID = "X-Amzn-SageMaker-Session-Id"
+	// HeaderClosedSessionID answers a request with the close_session knob.
+	HeaderClosedSessionID = "X-Amzn-SageMaker-Closed-Session-Id"
 	// HeaderTargetModel carries the client's TargetModel to a multi-model
 	// invoke.
 	HeaderTargetModel = "X-Amzn-SageMaker-Target-Model"
@@ -252,6 +259,9 @@ type Knobs struct {
 	// ChunkGate, with StreamChunks, holds every chunk after the first
 	// until a file of this path exists.
 	ChunkGate string `json:"chunk_gate,omitempty"`
+	// CloseSession closes the request's session (stateful sessions: a
+	// request whose session id is NEW_SESSION opens one).
+	CloseSession bool `json:"close_session,omitempty"`
 }
 
 // Report is the JSON answer of /invocations and of a multi-model invoke.
@@ -350,6 +360,14 @@ func (h *handler) answer(w http.ResponseWriter, r *http.Request, m *invoked) {
 	}
 	if v := r.Header.Get(HeaderCustomAttributes); v != "" {
 		w.Header().Set(HeaderCustomAttributes, "echo:"+v)
+	}
+	switch sid := r.Header.Get(HeaderSessionID); {
+	case sid == "NEW_SESSION":
+		var b [8]byte
+		rand.Read(b[:])
+		w.Header().Set(HeaderSessionID, hex.EncodeToString(b[:])+"; Expires="+time.Now().Add(20*time.Minute).UTC().Format("2006-01-02T15:04:05Z"))
+	case sid != "" && knobs.CloseSession:
+		w.Header().Set(HeaderClosedSessionID, sid)
 	}
 	if knobs.Sleep != "" {
 		d, err := time.ParseDuration(knobs.Sleep)
