@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # CI smoke test: sagehost driven by the AWS CLI and boto3 that the machine
-# already has, against a real model process; then the README's quickstart
-# command and the AWS CLI command it prints.
+# already has and the AWS SDK for JavaScript v3 (from the npm registry, as
+# .ci/js/package-lock.json pins it), against real model processes and a
+# MinIO; then the README's quickstart command and the AWS CLI command it
+# prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,6 +76,10 @@ echo "AWS CLI smoke test passed"
 
 echo "== boto3"
 SAGEHOST_URL="$url" MODEL_SERVER="$work/model-server" MINIO_URL="$minio_url" python3 .ci/smoke.py
+
+echo "== AWS SDK for JavaScript v3"
+(cd .ci/js && npm ci --no-audit --no-fund --loglevel=error)
+SAGEHOST_URL="$url" MODEL_SERVER="$work/model-server" node .ci/js/smoke.mjs
 
 echo "== README quickstart"
 # The README's first command, as given there, run from a clean data dir.
