@@ -85,34 +85,10 @@ func (h *Handler) serveRuntime(w http.ResponseWriter, r *http.Request) {
 
 // invokeEndpoint serves InvokeEndpoint.
 func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, call runtimeCall) {
-	hd := r.Header
-	req := &invoke.Request{
-		Caller:                  call.caller,
-		EndpointName:            call.name,
-		Body:                    call.body,
-		ContentType:             header(hd, "Content-Type"),
-		Accept:                  header(hd, "Accept"),
-		CustomAttributes:        header(hd, invoke.HeaderCustomAttributes),
-		TargetModel:             header(hd, invoke.HeaderTargetModel),
-		TargetVariant:           header(hd, invoke.HeaderTargetVariant),
-		TargetContainerHostname: header(hd, invoke.HeaderTargetContainer),
-		InferenceID:             header(hd, invoke.HeaderInferenceID),
-		EnableExplanations:      header(hd, invoke.HeaderEnableExplanations),
-		InferenceComponentName:  header(hd, invoke.HeaderInferenceComponent),
-		SessionID:               header(hd, invoke.HeaderSessionID),
-		Received:                call.received,
-		RequestID:               header(w.Header(), "X-Amzn-Requestid"),
-	}
-	if err := h.validateInvoke("InvokeEndpointInput", req); err != nil {
-		writeRuntimeError(w, h.Logger, err)
-		return
-	}
-	if err := h.Router.Invoke(w, r, req); err != nil {
-		if r.Context().Err() != nil {
-			return // the client went away
-		}
-		writeRuntimeError(w, h.Logger, err)
-	}
+	req := invokeRequest(w, r, call, "Accept")
+	req.TargetModel = header(r.Header, invoke.HeaderTargetModel)
+	req.EnableExplanations = header(r.Header, invoke.HeaderEnableExplanations)
+	h.invoke(w, r, "InvokeEndpointInput", req, h.Router.Invoke)
 }
 
 // invokeEndpointWithResponseStream serves InvokeEndpointWithResponseStream:
@@ -120,13 +96,19 @@ func (h *Handler) invokeEndpoint(w http.ResponseWriter, r *http.Request, call ru
 // Accept in X-Amzn-SageMaker-Accept. Errors before the stream starts are
 // ordinary error responses.
 func (h *Handler) invokeEndpointWithResponseStream(w http.ResponseWriter, r *http.Request, call runtimeCall) {
+	h.invoke(w, r, "InvokeEndpointWithResponseStreamInput", invokeRequest(w, r, call, invoke.HeaderStreamAccept), h.Router.InvokeStream)
+}
+
+// invokeRequest reads the headers both invoke operations share (Accept
+// from the header named accept).
+func invokeRequest(w http.ResponseWriter, r *http.Request, call runtimeCall, accept string) *invoke.Request {
 	hd := r.Header
-	req := &invoke.Request{
+	return &invoke.Request{
 		Caller:                  call.caller,
 		EndpointName:            call.name,
 		Body:                    call.body,
 		ContentType:             header(hd, "Content-Type"),
-		Accept:                  header(hd, invoke.HeaderStreamAccept),
+		Accept:                  header(hd, accept),
 		CustomAttributes:        header(hd, invoke.HeaderCustomAttributes),
 		TargetVariant:           header(hd, invoke.HeaderTargetVariant),
 		TargetContainerHostname: header(hd, invoke.HeaderTargetContainer),
@@ -136,11 +118,16 @@ func (h *Handler) invokeEndpointWithResponseStream(w http.ResponseWriter, r *htt
 		Received:                call.received,
 		RequestID:               header(w.Header(), "X-Amzn-Requestid"),
 	}
-	if err := h.validateInvoke("InvokeEndpointWithResponseStreamInput", req); err != nil {
+}
+
+// invoke validates req against its input shape and runs it with do,
+// answering an error do returns (unless the client went away).
+func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, shape string, req *invoke.Request, do func(http.ResponseWriter, *http.Request, *invoke.Request) error) {
+	if err := h.validateInvoke(shape, req); err != nil {
 		writeRuntimeError(w, h.Logger, err)
 		return
 	}
-	if err := h.Router.InvokeStream(w, r, req); err != nil {
+	if err := do(w, r, req); err != nil {
 		if r.Context().Err() != nil {
 			return // the client went away
 		}

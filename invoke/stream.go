@@ -125,27 +125,26 @@ func (r *Router) relayStream(w http.ResponseWriter, ctx context.Context, t *Tabl
 
 // payloadPart is the PayloadPart event carrying p.
 func payloadPart(p []byte) eventstream.Message {
-	return eventstream.Message{
-		Headers: eventstream.Headers{
-			{Name: eventstream.MessageTypeHeader, Value: eventstream.StringValue(eventstream.EventMessageType)},
-			{Name: eventstream.EventTypeHeader, Value: eventstream.StringValue("PayloadPart")},
-			{Name: eventstream.ContentTypeHeader, Value: eventstream.StringValue("application/octet-stream")},
-		},
-		Payload: p,
-	}
+	return message(eventstream.EventMessageType, eventstream.EventTypeHeader, "PayloadPart", "application/octet-stream", p)
 }
 
 // streamError is the ModelStreamError exception event.
-func streamError(code, message string) eventstream.Message {
+func streamError(code, msg string) eventstream.Message {
 	payload, _ := json.Marshal(struct {
 		Message   string `json:"Message"`
 		ErrorCode string `json:"ErrorCode"`
-	}{message, code})
+	}{msg, code})
+	return message(eventstream.ExceptionMessageType, eventstream.ExceptionTypeHeader, "ModelStreamError", "application/json", payload)
+}
+
+// message is an event stream message of a type (event or exception) whose
+// kind header (:event-type or :exception-type) says kind.
+func message(typ, kindHeader, kind, contentType string, payload []byte) eventstream.Message {
 	return eventstream.Message{
 		Headers: eventstream.Headers{
-			{Name: eventstream.MessageTypeHeader, Value: eventstream.StringValue(eventstream.ExceptionMessageType)},
-			{Name: eventstream.ExceptionTypeHeader, Value: eventstream.StringValue("ModelStreamError")},
-			{Name: eventstream.ContentTypeHeader, Value: eventstream.StringValue("application/json")},
+			{Name: eventstream.MessageTypeHeader, Value: eventstream.StringValue(typ)},
+			{Name: kindHeader, Value: eventstream.StringValue(kind)},
+			{Name: eventstream.ContentTypeHeader, Value: eventstream.StringValue(contentType)},
 		},
 		Payload: payload,
 	}
