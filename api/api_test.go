@@ -57,6 +57,21 @@ func TestEveryServedOperationIsInTheModel(t *testing.T) {
 			t.Errorf("runtime route %s: operation %s %+v", action, r.op, op)
 		}
 	}
+	// And the other way: every operation of the embedded models is served.
+	served := map[string]bool{}
+	for _, name := range ControlOperations() {
+		served[name] = true
+	}
+	for _, r := range runtimeRoutes {
+		served[r.op] = true
+	}
+	for _, svc := range []*apimodel.Service{apimodel.SageMaker(), apimodel.Runtime()} {
+		for _, name := range svc.Operations() {
+			if !served[name] {
+				t.Errorf("operation %s is in the embedded model but not served", name)
+			}
+		}
+	}
 }
 
 func newHandler(t testing.TB) *Handler {

@@ -250,8 +250,8 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	logDir := filepath.Join(cfg.DataDir, "logs") // written by hosting, served by api
 	gpus := gpu.NewAllocator(gpu.Parse(ctx, cfg.GPUs))
-	if n := len(gpus.Devices()); n > 0 {
-		s.log.Info("GPUs for instances of GPU types", "devices", gpus.Devices())
+	if devs := gpus.Devices(); len(devs) > 0 {
+		s.log.Info("GPUs for instances of GPU types", "devices", devs)
 	}
 	s.hosting = hosting.New(hosting.Config{
 		Store:            s.store,
