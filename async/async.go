@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,9 @@ const (
 	// instance when ClientConfig.MaxConcurrentInvocationsPerInstance is not
 	// set (SageMaker picks a value it does not document).
 	DefaultConcurrencyPerInstance = 4
+
+	// writeTimeout bounds one attempt to write a result.
+	writeTimeout = 5 * time.Minute
 )
 
 // Config configures a Manager.
@@ -440,13 +444,16 @@ func (m *Manager) fail(j *job, log *slog.Logger, o metrics.AsyncOutcome, message
 // the model has answered, the request is not sent again. A result that
 // cannot be written is logged and counted (ResponseUploadFailures).
 func (m *Manager) store(j *job, log *slog.Logger, loc string, body []byte, contentType string) error {
-	ctx := context.WithoutCancel(m.ctx) // written even while closing
 	var err error
 	for attempt := range 3 {
 		if attempt > 0 {
 			time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
 		}
-		if err = m.write(ctx, loc, body, contentType); err == nil {
+		// Written even while closing, but never waited for forever.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.ctx), writeTimeout)
+		err = m.write(ctx, loc, body, contentType)
+		cancel()
+		if err == nil {
 			break
 		}
 	}
@@ -568,8 +575,13 @@ func newAnswer() *answer { return &answer{header: http.Header{}} }
 func (a *answer) Header() http.Header { return a.header }
 
 func (a *answer) WriteHeader(status int) {
-	if a.status == 0 {
-		a.status = status
+	if a.status != 0 {
+		return
+	}
+	a.status = status
+	// An answer of a known length is read into a buffer of that size.
+	if n, err := strconv.ParseInt(a.header.Get("Content-Length"), 10, 64); err == nil && n > 0 && n <= MaxPayloadBytes {
+		a.body.Grow(int(n))
 	}
 }
 
