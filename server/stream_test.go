@@ -179,3 +179,28 @@ func joinParts(parts [][]byte) []byte {
 	}
 	return b
 }
+
+// A client that hangs up mid-stream ends the relay (and the call to the
+// container) at the next part, long before the container would finish.
+func TestResponseStreamClientHangsUp(t *testing.T) {
+	onEachHTTPServer(t, func(t *testing.T, withServer func(*serverConfig)) {
+		srv := startServer(t, "", withServer, func(cfg *serverConfig) { cfg.ModelTimeout = 120 * time.Second })
+		c := newClients(srv, keyA)
+		deploy(t, c, "hangup", modelEnv("hangup"))
+		// 2000 chunks, one every 50 ms: 100 s to finish.
+		out, err := c.rt.InvokeEndpointWithResponseStream(ctxT(t), streamInput("hangup", `{"testmodel":{"stream_chunks":2000,"chunk_delay":"50ms"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream := out.GetStream()
+		if _, ok := <-stream.Events(); !ok {
+			t.Fatalf("no first part: %v", stream.Err())
+		}
+		stream.Close() // hang up
+		eventually(t, "the relay ends after the client hung up", func() bool {
+			_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
+			n, ok := metricValue(t, text, "sagehost_model_latency_seconds_count", `endpoint="hangup"`)
+			return ok && n == 1
+		})
+	})
+}
