@@ -180,11 +180,16 @@ func (s *EndpointConfigSpec) Async() (*AsyncInferenceConfig, error) {
 	return &a, nil
 }
 
-// Variant returns the production variant called name, or nil.
+// Variant returns the production or shadow variant called name, or nil.
 func (s *EndpointConfigSpec) Variant(name string) *ProductionVariant {
 	for i := range s.ProductionVariants {
 		if s.ProductionVariants[i].VariantName == name {
 			return &s.ProductionVariants[i]
+		}
+	}
+	for i := range s.ShadowProductionVariants {
+		if s.ShadowProductionVariants[i].VariantName == name {
+			return &s.ShadowProductionVariants[i]
 		}
 	}
 	return nil
@@ -293,6 +298,9 @@ type VariantState struct {
 	DesiredWeight        float64 `json:"DesiredWeight"`
 	CurrentWeight        float64 `json:"CurrentWeight"`
 	Serverless           bool    `json:"Serverless,omitempty"`
+	// Shadow is set for a shadow variant: it gets a sampled copy of the
+	// production variant's requests, and its answers go nowhere.
+	Shadow bool `json:"Shadow,omitempty"`
 }
 
 // EndpointKey names one endpoint: its account, region and name as created.

@@ -54,7 +54,8 @@ func (s *Service) newDeployment(ctx context.Context, c sagehost.Caller, configNa
 		Models:     map[string]sagehost.ModelSpec{},
 		StartTime:  s.now(),
 	}
-	for _, v := range spec.ProductionVariants {
+	shadows := len(spec.ProductionVariants)
+	for i, v := range append(append([]sagehost.ProductionVariant{}, spec.ProductionVariants...), spec.ShadowProductionVariants...) {
 		if v.ModelName != "" {
 			if _, ok := d.Models[v.ModelName]; !ok {
 				_, m, err := s.loadModel(ctx, c, v.ModelName)
@@ -71,6 +72,7 @@ func (s *Service) newDeployment(ctx context.Context, c sagehost.Caller, configNa
 			DesiredInstanceCount: v.InstanceCount(),
 			DesiredWeight:        v.Weight(),
 			Serverless:           v.ServerlessConfig != nil,
+			Shadow:               i >= shadows,
 		})
 	}
 	return d, nil
@@ -181,11 +183,13 @@ func DescribeEndpointOutput(rec *sagehost.Record, st *sagehost.EndpointState) ma
 	}
 	if shown != nil {
 		creating := st.Serving == nil
-		var variants []map[string]any
-		for _, v := range shown.Variants {
-			variants = append(variants, variantSummary(shown, &v, creating, rec.Status))
-		}
+		variants, shadows := variantSummaries(shown, func(v *sagehost.VariantState) map[string]any {
+			return variantSummary(shown, v, creating, rec.Status)
+		})
 		out["ProductionVariants"] = variants
+		if len(shadows) > 0 {
+			out["ShadowProductionVariants"] = shadows
+		}
 		cfg := shown.Config
 		if len(cfg.DataCaptureConfig) > 0 {
 			out["DataCaptureConfig"] = dataCaptureSummary(cfg.DataCaptureConfig)
@@ -196,36 +200,38 @@ func DescribeEndpointOutput(rec *sagehost.Record, st *sagehost.EndpointState) ma
 		if len(cfg.ExplainerConfig) > 0 {
 			out["ExplainerConfig"] = cfg.ExplainerConfig
 		}
-		if len(cfg.ShadowProductionVariants) > 0 {
-			var shadows []map[string]any
-			for _, v := range cfg.ShadowProductionVariants {
-				shadows = append(shadows, map[string]any{
-					"VariantName":          v.VariantName,
-					"CurrentWeight":        v.Weight(),
-					"DesiredWeight":        v.Weight(),
-					"CurrentInstanceCount": 0,
-					"DesiredInstanceCount": v.InstanceCount(),
-				})
-			}
-			out["ShadowProductionVariants"] = shadows
-		}
 	}
 	if st.Serving != nil && st.Pending != nil {
-		var pending []map[string]any
-		for _, v := range st.Pending.Variants {
-			m := variantSummary(st.Pending, &v, true, sagehost.StatusUpdating)
+		pending, shadows := variantSummaries(st.Pending, func(v *sagehost.VariantState) map[string]any {
+			m := variantSummary(st.Pending, v, true, sagehost.StatusUpdating)
 			if v.InstanceType != "" {
 				m["InstanceType"] = v.InstanceType
 			}
-			pending = append(pending, m)
-		}
-		out["PendingDeploymentSummary"] = map[string]any{
+			return m
+		})
+		summary := map[string]any{
 			"EndpointConfigName": st.Pending.ConfigName,
 			"ProductionVariants": pending,
 			"StartTime":          Time(st.Pending.StartTime),
 		}
+		if len(shadows) > 0 {
+			summary["ShadowProductionVariants"] = shadows
+		}
+		out["PendingDeploymentSummary"] = summary
 	}
 	return out
+}
+
+// variantSummaries describes a deployment's production and shadow variants.
+func variantSummaries(d *sagehost.Deployment, describe func(*sagehost.VariantState) map[string]any) (production, shadows []map[string]any) {
+	for i := range d.Variants {
+		if v := &d.Variants[i]; v.Shadow {
+			shadows = append(shadows, describe(v))
+		} else {
+			production = append(production, describe(v))
+		}
+	}
+	return production, shadows
 }
 
 func variantSummary(d *sagehost.Deployment, v *sagehost.VariantState, creating bool, status string) map[string]any {
@@ -460,7 +466,9 @@ func (s *Service) UpdateEndpointWeightsAndCapacities(ctx context.Context, c sage
 		}
 		var total float64
 		for _, v := range st.Serving.Variants {
-			total += v.DesiredWeight
+			if !v.Shadow {
+				total += v.DesiredWeight
+			}
 		}
 		if total <= 0 {
 			return validation("The sum of the desired weights of the variants must be greater than 0.")

@@ -472,8 +472,13 @@ func (c *controller) publish() {
 			for _, inst := range routed[i] {
 				iv.Instances = append(iv.Instances, inst.route)
 			}
-			t.Variants = append(t.Variants, iv)
+			if v.Shadow {
+				t.Shadow = iv
+			} else {
+				t.Variants = append(t.Variants, iv)
+			}
 		}
+		t.ShadowFraction = shadowFraction(d)
 	}
 	if componentHost {
 		t.Components = c.componentRoutes(comps)
@@ -553,6 +558,25 @@ func (c *controller) captureOf(d *sagehost.Deployment) *invoke.Capture {
 		c.captures[d.ID] = cp
 	}
 	return cp
+}
+
+// shadowFraction is the share of the production variant's requests that
+// its shadow variant gets a copy of: the shadow's weight over the
+// production variant's, at most 1 (SageMaker's encoding of the sampling
+// percentage is not documented; see the spec, 4.3).
+func shadowFraction(d *sagehost.Deployment) float64 {
+	var prod, shadow float64
+	for _, v := range d.Variants {
+		if v.Shadow {
+			shadow += v.CurrentWeight
+		} else {
+			prod += v.CurrentWeight
+		}
+	}
+	if prod <= 0 || shadow <= 0 {
+		return 0
+	}
+	return min(1, shadow/prod)
 }
 
 // parseCapture decodes a deployment's DataCaptureConfig.

@@ -79,7 +79,9 @@ type Request struct {
 type Router struct {
 	tables   tables
 	sessions sessions
-	upstream *upstream.Client
+	// shadowSlots bounds the shadow copies in flight.
+	shadowSlots chan struct{}
+	upstream    *upstream.Client
 	// ModelTimeout bounds each container call (DefaultModelTimeout if zero).
 	ModelTimeout time.Duration
 	Logger       *slog.Logger
@@ -100,7 +102,8 @@ func NewRouter(modelTimeout time.Duration, logger *slog.Logger) *Router {
 		// Containers must not see headers the API does not define: the
 		// client sends only those send gives it (no User-Agent, no
 		// Accept-Encoding).
-		upstream: upstream.New(256, 90*time.Second, 2*time.Second),
+		upstream:    upstream.New(256, 90*time.Second, 2*time.Second),
+		shadowSlots: make(chan struct{}, maxShadowCalls),
 	}
 }
 
@@ -284,6 +287,15 @@ func (r *Router) invoke(w http.ResponseWriter, ctx context.Context, req *Request
 			return err
 		}
 	}
+	if t.Shadow != nil && pinned == nil && rand.Float64() < t.ShadowFraction {
+		r.shadow(t, req)
+	}
+	return r.serve(w, ctx, t, v, pinned, req)
+}
+
+// serve sends a call to one of a variant's instances (pinned, if set) and
+// relays the answer to w.
+func (r *Router) serve(w http.ResponseWriter, ctx context.Context, t *Table, v *Variant, pinned *Instance, req *Request) error {
 	if err := checkTargets(req, v); err != nil {
 		return err
 	}

@@ -129,6 +129,10 @@ type Table struct {
 	// Components route InferenceComponentName: each component's copies,
 	// as a variant named after the variant that hosts them.
 	Components map[string]*Variant
+	// Shadow, when set, gets a copy of ShadowFraction of the requests the
+	// variants take (a shadow test); its answers go nowhere.
+	Shadow         *Variant
+	ShadowFraction float64
 	// Async is set for an asynchronous endpoint (its config has an
 	// AsyncInferenceConfig): it takes InvokeEndpointAsync calls only.
 	Async *sagehost.AsyncInferenceConfig
@@ -147,6 +151,9 @@ func (t *Table) prepare() {
 	}
 	for _, v := range t.Components {
 		v.prepare()
+	}
+	if t.Shadow != nil {
+		t.Shadow.prepare()
 	}
 }
 

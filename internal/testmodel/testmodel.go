@@ -99,6 +99,8 @@ const (
 	EnvMultiModel = "SAGEMAKER_MULTI_MODEL"
 	EnvMaxModels  = "TESTMODEL_MAX_MODELS"
 	EnvLoadDelay  = "TESTMODEL_LOAD_DELAY"
+	// EnvFailStatus (an HTTP status) makes every invocation fail with it.
+	EnvFailStatus = "TESTMODEL_FAIL_STATUS"
 )
 
 const (
@@ -146,6 +148,8 @@ type Config struct {
 	MaxModels int
 	// LoadDelay: each load takes this long.
 	LoadDelay time.Duration
+	// FailStatus, when set, answers every invocation with this status.
+	FailStatus int
 	// Log receives one line per request (nil: discarded).
 	Log io.Writer
 }
@@ -172,6 +176,13 @@ func ConfigFromEnv() (Config, error) {
 			return cfg, fmt.Errorf("invalid %s %q: %w", EnvLoadDelay, v, err)
 		}
 		cfg.LoadDelay = d
+	}
+	if v := os.Getenv(EnvFailStatus); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 100 || n > 999 {
+			return cfg, fmt.Errorf("invalid %s %q", EnvFailStatus, v)
+		}
+		cfg.FailStatus = n
 	}
 	if v := os.Getenv(EnvMaxModels); v != "" {
 		n, err := strconv.Atoi(v)
@@ -342,6 +353,10 @@ func (h *handler) ping(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) invocations(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.FailStatus != 0 {
+		http.Error(w, "testmodel: failing as configured", h.cfg.FailStatus)
+		return
+	}
 	h.answer(w, r, nil)
 }
 
