@@ -158,7 +158,8 @@ func (m *Manager) Start(ctx context.Context) error {
 	slices.SortStableFunc(jobs, func(a, b *job) int { return a.Submitted.Compare(b.Submitted) })
 	m.mu.Lock()
 	for _, j := range jobs {
-		m.queueLocked(j.key()).pending = append(m.queueLocked(j.key()).pending, j)
+		q := m.queueLocked(j.key())
+		q.pending = append(q.pending, j)
 	}
 	m.mu.Unlock()
 	if len(jobs) > 0 {
