@@ -82,7 +82,24 @@ func TestInferenceComponentsRunCopies(t *testing.T) {
 	if r.Name != "llm" || aws.ToString(out.InvokedProductionVariant) != "AllTraffic" {
 		t.Fatalf("answered by %s on %s", r.Name, aws.ToString(out.InvokedProductionVariant))
 	}
-	_, err := c.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("ics"), Body: []byte("{}")})
+	// A response stream and a session reach the component's copy too.
+	in := streamInput("ics", `{"testmodel":{"stream_chunks":2}}`)
+	in.InferenceComponentName = aws.String("llm")
+	_, parts, err := streamParts(t, c, in)
+	if err != nil || !strings.Contains(string(joinParts(parts)), `"name":"llm","chunk":1`) {
+		t.Fatalf("stream from the component: %v, %q", err, joinParts(parts))
+	}
+	opened, err := c.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("ics"), InferenceComponentName: aws.String("llm"),
+		SessionId: aws.String("NEW_SESSION"), Body: []byte("{}"), ContentType: aws.String("application/json")})
+	if err != nil || opened.NewSessionId == nil {
+		t.Fatalf("session on the component: %v", err)
+	}
+	_, err = c.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("ics"), InferenceComponentName: aws.String("llm"),
+		SessionId: aws.String(strings.Split(aws.ToString(opened.NewSessionId), ";")[0]), Body: []byte("{}"), ContentType: aws.String("application/json")})
+	if err != nil {
+		t.Fatalf("call in the component's session: %v", err)
+	}
+	_, err = c.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("ics"), Body: []byte("{}")})
 	apiErr(t, err, "ValidationError", "Inference Component Name header is required")
 	_, err = c.rt.InvokeEndpoint(ctx, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("ics"), InferenceComponentName: aws.String("nope"), Body: []byte("{}")})
 	apiErr(t, err, "ValidationError", "nope")
