@@ -63,10 +63,13 @@ func TestShadowVariant(t *testing.T) {
 	if n := count("Prod"); n != 11 {
 		t.Fatalf("production variant counted %v calls, want 11", n)
 	}
+	// (An invocation is counted when it starts, its error when it ends.)
+	eventually(t, "the shadow's 503s counted", func() bool {
+		_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
+		n, _ := metricValue(t, text, "sagehost_invocation_5xx_errors_total", `endpoint="shadowed"`, `variant="Shadow"`)
+		return n == 11
+	})
 	_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
-	if n, _ := metricValue(t, text, "sagehost_invocation_5xx_errors_total", `endpoint="shadowed"`, `variant="Shadow"`); n != 11 {
-		t.Fatalf("the shadow's 503s counted %v, want 11", n)
-	}
 	if n, _ := metricValue(t, text, "sagehost_invocation_5xx_errors_total", `endpoint="shadowed"`, `variant="Prod"`); n != 0 {
 		t.Fatalf("production 5xx errors %v, want 0", n)
 	}
