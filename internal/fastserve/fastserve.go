@@ -62,6 +62,9 @@ type Server struct {
 	cfg       Config
 	fast      *fasthttp.Server
 	streaming fasthttp.RequestHandler
+	// base is the parent context of streamed requests; Shutdown ends it.
+	base       context.Context
+	cancelBase context.CancelFunc
 }
 
 // New returns a Server for cfg.
@@ -73,6 +76,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{cfg: cfg}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
 	s.streaming = fasthttpadaptor.NewFastHTTPHandler(http.HandlerFunc(s.serveStreamed))
 	s.fast = &fasthttp.Server{
 		Handler:                      s.serve,
@@ -96,7 +100,10 @@ func (s *Server) Serve(ln net.Listener) error { return s.fast.Serve(ln) }
 
 // Shutdown stops accepting connections and waits, until ctx ends, for
 // those open to finish their requests.
-func (s *Server) Shutdown(ctx context.Context) error { return s.fast.ShutdownWithContext(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancelBase() // streamed responses (followed logs) end
+	return s.fast.ShutdownWithContext(ctx)
+}
 
 // serve answers one request.
 func (s *Server) serve(ctx *fasthttp.RequestCtx) {
@@ -190,14 +197,19 @@ type requestKey struct{}
 // request serve built rather than the adaptor's (which differs from
 // net/http's: Host in the header map, repeated Content-Type and
 // User-Agent lines and Cookie lines merged, a chunked body's length).
+//
+// The handler gets a context of its own, not the adaptor's: that one is
+// fasthttp's RequestCtx, which fasthttp reuses for the connection's next
+// request once the response ends, and a streaming handler can run on after
+// that (its client gone, until its next write fails). Shutdown ends it.
 func (s *Server) serveStreamed(w http.ResponseWriter, ar *http.Request) {
 	r, ok := ar.Context().Value(requestKey{}).(*http.Request)
 	if !ok {
 		r = ar
-	} else {
-		r = r.WithContext(ar.Context())
 	}
-	s.cfg.Handler.ServeHTTP(w, r)
+	ctx, cancel := context.WithCancel(s.base)
+	defer cancel()
+	s.cfg.Handler.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // maxDrain bounds the body of a request over MaxBodyBytes that is read (and
