@@ -20,10 +20,6 @@ type Config struct {
 	EnableExplanations string           `json:",omitempty"`
 	InferenceConfig    *InferenceConfig `json:",omitempty"`
 	ShapConfig         *ShapConfig      `json:",omitempty"`
-
-	// checked is the Config itself once ParseConfig has checked it; a copy
-	// (or a Config built by hand) does not carry it, so New checks that.
-	checked *Config
 }
 
 // InferenceConfig is ClarifyInferenceConfig: how to talk to the model.
@@ -128,7 +124,6 @@ func ParseConfig(raw json.RawMessage) (*Config, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.checked = &cfg
 	return &cfg, nil
 }
 

@@ -97,20 +97,3 @@ func TestParseConfigJSONLinesBaseline(t *testing.T) {
 		t.Errorf("baseline rows %+v", rows)
 	}
 }
-
-// TestNewChecksUnparsedConfig: New trusts only the Config ParseConfig
-// returned; a copy of it, changed, is checked again.
-func TestNewChecksUnparsedConfig(t *testing.T) {
-	cfg, err := ParseConfig(json.RawMessage(`{"ShapConfig":{"ShapBaselineConfig":{"ShapBaseline":"1,2"}}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := New(cfg, nil); err != nil {
-		t.Fatalf("New of a parsed config: %v", err)
-	}
-	bad := *cfg
-	bad.EnableExplanations = "[" // does not compile
-	if _, err := New(&bad, nil); err == nil || !strings.Contains(err.Error(), "ClarifyExplainerConfig.EnableExplanations") {
-		t.Errorf("New of a changed copy: %v, want the EnableExplanations error", err)
-	}
-}

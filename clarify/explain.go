@@ -57,18 +57,13 @@ type Explainer struct {
 }
 
 // New builds the Explainer of a checked Config (ParseConfig). fetch reads
-// ShapBaselineUri; it may be nil for an inline baseline. A Config that
-// ParseConfig returned is not checked again, so it must not be changed in
-// between; a copy of one, or a Config built by hand, is checked as
-// ParseConfig checks it.
+// ShapBaselineUri; it may be nil for an inline baseline.
 func New(cfg *Config, fetch Fetch) (*Explainer, error) {
 	if cfg == nil {
 		return nil, errors.New("clarify: no config")
 	}
-	if cfg.checked != cfg {
-		if err := cfg.validate(); err != nil {
-			return nil, err
-		}
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.ShapConfig.ShapBaselineConfig.ShapBaselineUri != "" && fetch == nil {
 		return nil, errors.New("clarify: ShapBaselineUri needs a Fetch")
