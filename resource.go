@@ -152,20 +152,21 @@ type EndpointConfigSpec struct {
 }
 
 // AsyncInferenceConfig is the part of an endpoint config's
-// AsyncInferenceConfig that hosting uses.
+// AsyncInferenceConfig that asynchronous inference uses.
 type AsyncInferenceConfig struct {
-	OutputConfig struct {
-		S3OutputPath       string `json:"S3OutputPath"`
-		S3FailurePath      string `json:"S3FailurePath,omitempty"`
-		KmsKeyId           string `json:"KmsKeyId,omitempty"`
-		NotificationConfig *struct {
-			SuccessTopic string `json:"SuccessTopic,omitempty"`
-			ErrorTopic   string `json:"ErrorTopic,omitempty"`
-		} `json:"NotificationConfig,omitempty"`
-	} `json:"OutputConfig"`
-	ClientConfig *struct {
-		MaxConcurrentInvocationsPerInstance int `json:"MaxConcurrentInvocationsPerInstance,omitempty"`
-	} `json:"ClientConfig,omitempty"`
+	OutputConfig AsyncOutputConfig  `json:"OutputConfig"`
+	ClientConfig *AsyncClientConfig `json:"ClientConfig,omitempty"`
+}
+
+// AsyncOutputConfig says where answers and errors go.
+type AsyncOutputConfig struct {
+	S3OutputPath  string `json:"S3OutputPath"`
+	S3FailurePath string `json:"S3FailurePath,omitempty"`
+}
+
+// AsyncClientConfig bounds the requests run at once per instance.
+type AsyncClientConfig struct {
+	MaxConcurrentInvocationsPerInstance int `json:"MaxConcurrentInvocationsPerInstance,omitempty"`
 }
 
 // Async returns the config's AsyncInferenceConfig, or nil when it has none.

@@ -67,11 +67,10 @@ func newFixture(t *testing.T) *fixture {
 // publish installs the endpoint's table: its instances at addrs, healthy or
 // not, taking perInstance requests each.
 func (f *fixture) publish(addrs []string, healthy bool, perInstance int) {
-	cfg := &sagehost.AsyncInferenceConfig{}
-	cfg.OutputConfig.S3OutputPath = "s3://queue/out"
-	cfg.ClientConfig = &struct {
-		MaxConcurrentInvocationsPerInstance int `json:"MaxConcurrentInvocationsPerInstance,omitempty"`
-	}{perInstance}
+	cfg := &sagehost.AsyncInferenceConfig{
+		OutputConfig: sagehost.AsyncOutputConfig{S3OutputPath: "s3://queue/out"},
+		ClientConfig: &sagehost.AsyncClientConfig{MaxConcurrentInvocationsPerInstance: perInstance},
+	}
 	v := &invoke.Variant{Name: "v", Weight: 1}
 	for i, a := range addrs {
 		in := invoke.NewInstance(string(rune('a'+i)), "v", a)

@@ -54,7 +54,7 @@ func (s *Service) newDeployment(ctx context.Context, c sagehost.Caller, configNa
 		Models:     map[string]sagehost.ModelSpec{},
 		StartTime:  s.now(),
 	}
-	shadows := len(spec.ProductionVariants)
+	firstShadow := len(spec.ProductionVariants)
 	for i, v := range append(append([]sagehost.ProductionVariant{}, spec.ProductionVariants...), spec.ShadowProductionVariants...) {
 		if v.ModelName != "" {
 			if _, ok := d.Models[v.ModelName]; !ok {
@@ -72,7 +72,7 @@ func (s *Service) newDeployment(ctx context.Context, c sagehost.Caller, configNa
 			DesiredInstanceCount: v.InstanceCount(),
 			DesiredWeight:        v.Weight(),
 			Serverless:           v.ServerlessConfig != nil,
-			Shadow:               i >= shadows,
+			Shadow:               i >= firstShadow,
 		})
 	}
 	return d, nil
