@@ -296,7 +296,43 @@ func (m *Manager) poll() {
 			m.kickLocked(key, q)
 		}
 		m.mu.Unlock()
+		m.failOrphans()
 	}
+}
+
+// failOrphans fails the waiting requests of endpoints that were deleted
+// (no routing table, and no record in the store: an endpoint that is only
+// not routed yet, just after a start, keeps its requests).
+func (m *Manager) failOrphans() {
+	m.mu.Lock()
+	var gone []sagehost.EndpointKey
+	for key, q := range m.queues {
+		if len(q.pending) > 0 && m.cfg.Router.Lookup(key) == nil {
+			gone = append(gone, key)
+		}
+	}
+	m.mu.Unlock()
+	for _, key := range gone {
+		if _, err := m.cfg.Store.Get(m.ctx, sagehost.KindEndpoint, key.Account, key.Region, key.Name); !errors.Is(err, sagehost.ErrNotFound) {
+			continue
+		}
+		m.mu.Lock()
+		if q := m.queues[key]; q != nil {
+			for _, j := range q.pending {
+				m.startLocked(q, j, m.orphan)
+			}
+			q.pending = nil
+		}
+		m.mu.Unlock()
+	}
+}
+
+// orphan ends a request whose endpoint was deleted.
+func (m *Manager) orphan(j *job) bool {
+	log := m.log.With("endpoint", j.Endpoint, "account", j.Account, "inference_id", j.InferenceID)
+	log.Info("asynchronous request dropped: its endpoint was deleted")
+	m.fail(j, log, metrics.AsyncFailed, fmt.Sprintf("Endpoint %s was deleted before the request ran.", j.Endpoint))
+	return false
 }
 
 // kickLocked starts what can start of an endpoint's queue: requests past

@@ -188,3 +188,15 @@ func TestConcurrencyPerInstance(t *testing.T) {
 		t.Fatalf("at most %d requests ran at once, want 4 (2 instances x 2)", p)
 	}
 }
+
+// A request waiting on an endpoint that is then deleted fails at once, not
+// at its TTL.
+func TestRequestOfDeletedEndpointFails(t *testing.T) {
+	f := newFixture(t)
+	f.publish([]string{"127.0.0.1:1"}, false, 1)
+	acc := f.submit(t, f.put(t, "in", "x"), 0)
+	f.router.Remove(key) // (and the store has no endpoint record)
+	if got := f.object(t, acc.FailureLocation); !strings.Contains(got, "Endpoint ep was deleted") {
+		t.Fatalf("failure %q", got)
+	}
+}
