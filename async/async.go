@@ -329,7 +329,7 @@ func (m *Manager) failOrphans() {
 
 // orphan ends a request whose endpoint was deleted.
 func (m *Manager) orphan(j *job) bool {
-	log := m.log.With("endpoint", j.Endpoint, "account", j.Account, "inference_id", j.InferenceID)
+	log := m.logOf(j)
 	log.Info("asynchronous request dropped: its endpoint was deleted")
 	m.fail(j, log, metrics.AsyncFailed, fmt.Sprintf("Endpoint %s was deleted before the request ran.", j.Endpoint))
 	return false
@@ -390,11 +390,16 @@ func (m *Manager) startLocked(q *queue, j *job, fn func(*job) (retry bool)) {
 	}()
 }
 
+// logOf returns the logger of a request's lines.
+func (m *Manager) logOf(j *job) *slog.Logger {
+	return m.log.With("endpoint", j.Endpoint, "account", j.Account, "inference_id", j.InferenceID)
+}
+
 // run processes one request. It reports whether the request goes back to
 // the front of its queue (no healthy instance took it).
 func (m *Manager) run(j *job) (retry bool) {
 	ctx := m.ctx
-	log := m.log.With("endpoint", j.Endpoint, "account", j.Account, "inference_id", j.InferenceID)
+	log := m.logOf(j)
 	body, err := m.read(ctx, j.InputLocation)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -410,7 +415,7 @@ func (m *Manager) run(j *job) (retry bool) {
 		Body: body, ContentType: j.ContentType, Accept: j.Accept, CustomAttributes: j.CustomAttributes, InferenceID: j.InferenceID,
 		Timeout: time.Duration(j.InvocationTimeout) * time.Second, MaxAnswerBytes: MaxPayloadBytes,
 	}
-	err = invokeQueued(ctx, m.cfg.Router, w, req)
+	err = m.cfg.Router.InvokeQueued(ctx, w, req)
 	if ctx.Err() != nil {
 		return false // shutting down: stays stored, runs again on the next start
 	}
@@ -436,21 +441,6 @@ func waiting(r *invoke.Router, j *job) bool {
 	return t != nil && t.Async != nil && !t.Invocable()
 }
 
-// invokeQueued calls the Router, turning a broken relay (which the Router
-// signals by panicking with http.ErrAbortHandler, as for an HTTP client)
-// into an error.
-func invokeQueued(ctx context.Context, r *invoke.Router, w *answer, req *invoke.Request) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			if v != http.ErrAbortHandler {
-				panic(v)
-			}
-			err = errors.New("the connection to the container was lost while it sent its answer")
-		}
-	}()
-	return r.InvokeQueued(ctx, w, req)
-}
-
 // errorText is what a failure location gets for err.
 func errorText(err error) string {
 	var e *sagehost.Error
@@ -462,7 +452,7 @@ func errorText(err error) string {
 
 // expire ends a request that waited past its TTL.
 func (m *Manager) expire(j *job) bool {
-	log := m.log.With("endpoint", j.Endpoint, "account", j.Account, "inference_id", j.InferenceID)
+	log := m.logOf(j)
 	log.Info("asynchronous request expired", "submitted", j.Submitted, "ttl_seconds", j.RequestTTL)
 	m.fail(j, log, metrics.AsyncExpired, fmt.Sprintf("The request expired: it waited in the queue longer than its RequestTTLSeconds (%d).", j.RequestTTL))
 	return false

@@ -264,10 +264,28 @@ func (r *Router) Invoke(w http.ResponseWriter, httpReq *http.Request, req *Reque
 
 // InvokeQueued sends a queued InvokeEndpointAsync request to the endpoint,
 // as Invoke does (req.Timeout and req.MaxAnswerBytes in place of the
-// InvokeEndpoint limits), writing the container's answer to w.
-func (r *Router) InvokeQueued(ctx context.Context, w http.ResponseWriter, req *Request) error {
+// InvokeEndpoint limits), writing the container's answer to w. An answer
+// that breaks off while being relayed is an error (errAnswerBroken): w is
+// no client connection that a cut would tell.
+func (r *Router) InvokeQueued(ctx context.Context, w http.ResponseWriter, req *Request) (err error) {
+	defer recoverBrokenAnswer(&err)
 	req.async = true
 	return r.invoke(w, ctx, req)
+}
+
+// errAnswerBroken is a relay cut short (relay panics with
+// http.ErrAbortHandler) for a caller that is not an HTTP server.
+var errAnswerBroken = errors.New("the connection to the container was lost while it sent its answer")
+
+// recoverBrokenAnswer turns relay's http.ErrAbortHandler panic into
+// errAnswerBroken; any other panic goes on.
+func recoverBrokenAnswer(err *error) {
+	if v := recover(); v != nil {
+		if v != http.ErrAbortHandler {
+			panic(v)
+		}
+		*err = errAnswerBroken
+	}
 }
 
 func (r *Router) invoke(w http.ResponseWriter, ctx context.Context, req *Request) error {

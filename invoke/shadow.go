@@ -30,15 +30,16 @@ func (r *Router) shadow(t *Table, req *Request) {
 	}
 	go func() {
 		defer func() { <-r.shadowSlots }()
-		defer func() {
-			if v := recover(); v != nil && v != http.ErrAbortHandler { // (a broken answer: logged by relay)
-				panic(v)
-			}
-		}()
-		if err := r.serve(discard{http.Header{}}, context.Background(), t, t.Shadow, nil, q); err != nil {
+		if err := r.serveShadow(t, q); err != nil {
 			r.Logger.Info("shadow call failed", "endpoint", t.Key.Name, "variant", t.Shadow.Name, "err", err)
 		}
 	}()
+}
+
+// serveShadow sends the copy q to the shadow variant, dropping the answer.
+func (r *Router) serveShadow(t *Table, q *Request) (err error) {
+	defer recoverBrokenAnswer(&err)
+	return r.serve(discard{http.Header{}}, context.Background(), t, t.Shadow, nil, q)
 }
 
 // discard is a ResponseWriter that drops the answer.
