@@ -155,11 +155,7 @@ func TestInvokeEndpointAsync(t *testing.T) {
 		"sagehost_async_invocation_failures_total":       1,
 		"sagehost_async_request_download_failures_total": 1,
 	} {
-		eventually(t, name, func() bool {
-			_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
-			got, _ := metricValue(t, text, name, `endpoint="asyncep"`)
-			return got == want
-		})
+		eventually(t, name, func() bool { return metric(t, srv, name, `endpoint="asyncep"`) == want })
 	}
 
 	// A request still running when sagehost stops stays queued and runs

@@ -276,9 +276,7 @@ func TestDataCaptureToS3AndWhenTheDestinationIsDown(t *testing.T) {
 		invokeJSON(t, c2, &sagemakerruntime.InvokeEndpointInput{EndpointName: aws.String("lost"), Body: []byte("{}"), ContentType: aws.String("application/json")})
 	}
 	eventually(t, "the lost records are counted", func() bool {
-		_, text := signedGet(t, down.URL()+"/metrics", &keyA)
-		v, _ := metricValue(t, text, "sagehost_data_capture_records_dropped_total", `endpoint="lost"`)
-		return v == 5
+		return metric(t, down, "sagehost_data_capture_records_dropped_total", `endpoint="lost"`) == 5
 	})
 }
 

@@ -17,6 +17,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
 	rttypes "github.com/aws/aws-sdk-go-v2/service/sagemakerruntime/types"
+
+	"github.com/sagehost/sagehost/server"
 )
 
 // signedGet sends a SigV4-signed GET (or an unsigned one when a is nil).
@@ -71,6 +73,15 @@ func metricValue(t *testing.T, text, name string, labels ...string) (float64, bo
 		}
 	}
 	return 0, false
+}
+
+// metric reads one series of srv's /metrics as account A sees it (0 when
+// absent).
+func metric(t *testing.T, srv *server.Server, name string, labels ...string) float64 {
+	t.Helper()
+	_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
+	v, _ := metricValue(t, text, name, labels...)
+	return v
 }
 
 func TestMetricsCountInvocationsAndErrors(t *testing.T) {

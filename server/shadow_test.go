@@ -55,9 +55,7 @@ func TestShadowVariant(t *testing.T) {
 	apiErr(t, err, "ValidationError", "Shadow")
 
 	count := func(variant string) float64 {
-		_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
-		n, _ := metricValue(t, text, "sagehost_invocations_total", `endpoint="shadowed"`, `variant="`+variant+`"`)
-		return n
+		return metric(t, srv, "sagehost_invocations_total", `endpoint="shadowed"`, `variant="`+variant+`"`)
 	}
 	eventually(t, "every call copied to the shadow", func() bool { return count("Shadow") == 11 })
 	if n := count("Prod"); n != 11 {
@@ -65,12 +63,9 @@ func TestShadowVariant(t *testing.T) {
 	}
 	// (An invocation is counted when it starts, its error when it ends.)
 	eventually(t, "the shadow's 503s counted", func() bool {
-		_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
-		n, _ := metricValue(t, text, "sagehost_invocation_5xx_errors_total", `endpoint="shadowed"`, `variant="Shadow"`)
-		return n == 11
+		return metric(t, srv, "sagehost_invocation_5xx_errors_total", `endpoint="shadowed"`, `variant="Shadow"`) == 11
 	})
-	_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
-	if n, _ := metricValue(t, text, "sagehost_invocation_5xx_errors_total", `endpoint="shadowed"`, `variant="Prod"`); n != 0 {
+	if n := metric(t, srv, "sagehost_invocation_5xx_errors_total", `endpoint="shadowed"`, `variant="Prod"`); n != 0 {
 		t.Fatalf("production 5xx errors %v, want 0", n)
 	}
 

@@ -165,9 +165,7 @@ func TestInvokeEndpointWithResponseStream(t *testing.T) {
 		// (Counted once the relay has returned, which can be just after the
 		// client has read the error event.)
 		eventually(t, "sagehost_mid_stream_errors_total reaches 2", func() bool {
-			_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
-			got, _ := metricValue(t, text, "sagehost_mid_stream_errors_total", `endpoint="stream"`)
-			return got == 2
+			return metric(t, srv, "sagehost_mid_stream_errors_total", `endpoint="stream"`) == 2
 		})
 	})
 }
@@ -198,9 +196,7 @@ func TestResponseStreamClientHangsUp(t *testing.T) {
 		}
 		stream.Close() // hang up
 		eventually(t, "the relay ends after the client hung up", func() bool {
-			_, text := signedGet(t, srv.URL()+"/metrics", &keyA)
-			n, ok := metricValue(t, text, "sagehost_model_latency_seconds_count", `endpoint="hangup"`)
-			return ok && n == 1
+			return metric(t, srv, "sagehost_model_latency_seconds_count", `endpoint="hangup"`) == 1
 		})
 	})
 }
